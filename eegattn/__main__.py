@@ -1,0 +1,5 @@
+import sys
+
+from eegattn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""The command line: fast --help without heavy imports, and clean errors."""
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "mne", "braindecode", "eegdash", "matplotlib", "skorch", "sklearn")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from eegattn.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert "usage: eegattn" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_subcommand_help_is_light():
+    from eegattn.cli import COMMANDS
+
+    for name in COMMANDS:
+        cmd = name.replace("_", "-")
+        code = (
+            "import sys\n"
+            "from eegattn.cli import main\n"
+            "try:\n"
+            f"    main([{cmd!r}, '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        )
+        result = _run(code)
+        assert result.returncode == 0, (cmd, result.stderr)
+        assert f"usage: eegattn {cmd}" in result.stdout
+        assert result.stdout.strip().splitlines()[-1] == "[]", cmd
+
+
+def test_package_root_is_lazy():
+    result = _run(
+        "import sys, eegattn\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "eegattn.nrmse\n"
+        "print('torch' in sys.modules)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "True"  # the lazy name really loaded its module
+
+
+def test_unknown_attribute_raises():
+    import pytest
+
+    import eegattn
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        eegattn.nope  # noqa: B018
+
+
+def test_console_script_help():
+    exe = __import__("shutil").which("eegattn") or str(
+        __import__("pathlib").Path(sys.executable).with_name("eegattn")
+    )
+    result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for cmd in ("demo", "synth", "train", "package", "validate-submission", "baseline"):
+        assert cmd in result.stdout
