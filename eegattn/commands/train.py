@@ -1,0 +1,56 @@
+"""`eegattn train`: one challenge end to end into a new run folder.
+
+``add_arguments`` is shared with ``challenges/challenge1.py`` and ``challenges/challenge2.py``.
+"""
+
+import json
+
+HELP = "train and evaluate a model on challenge 1 or 2 (synthetic release by default)"
+
+
+def add_arguments(parser, challenge=None):
+    if challenge is None:
+        parser.add_argument("--challenge", type=int, choices=(1, 2), required=True,
+                            help="1: CCD response time; 2: externalizing factor")
+    else:
+        parser.set_defaults(challenge=challenge)
+    parser.add_argument("--root", default=None,
+                        help="folder holding EEG2025r<N>[mini] releases (real HBN); "
+                        "default: a synthetic release generated under --cache-dir")
+    parser.add_argument("--releases", nargs="+", default=["R5"], help="releases to load")
+    parser.add_argument("--test-release", default=None,
+                        help="hold this release out as the test set (train on the others)")
+    parser.add_argument("--mini", action="store_true", help="use the mini releases")
+    parser.add_argument("--model", default="lightweight",
+                        help="lightweight, improved, lightweight_noattn or eegnex")
+    parser.add_argument("--model-options", default=None, type=json.loads,
+                        help='model options as JSON, e.g. \'{"attention": "standard"}\'')
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience")
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--subjects", type=int, default=24,
+                        help="subjects per synthetic release")
+    parser.add_argument("--cache-dir", default=None,
+                        help="synthetic releases and window caches (default: ./cache or "
+                        "$EEGATTN_CACHE)")
+    parser.add_argument("--runs-dir", default="runs", help="run folders go here")
+    parser.add_argument("--run-name", default=None)
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel recording reads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args):
+    from eegattn.training.pipeline import run_challenge
+
+    run_challenge(
+        args.challenge, root=args.root, releases=args.releases, test_release=args.test_release,
+        mini=args.mini, model=args.model, model_options=args.model_options, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+        runs_dir=args.runs_dir, run_name=args.run_name, cache_dir=args.cache_dir,
+        n_subjects=args.subjects, n_jobs=args.n_jobs, device=args.device,
+        verbose=0 if args.quiet else 1,
+    )
+    return 0

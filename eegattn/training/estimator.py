@@ -1,0 +1,940 @@
+"""``EEGAttentionRegressor``: a scikit-learn regressor that trains the project's EEG models.
+
+Design: plain PyTorch under scikit-learn's ``BaseEstimator`` + ``RegressorMixin`` rather than
+skorch or braindecode's ``EEGRegressor``. Two requirements decided it:
+
+* exact resume after SIGKILL *mid-epoch* needs the data order, the step within the epoch and
+  the RNG states in the checkpoint; skorch's ``Checkpoint`` callback saves at epoch ends only
+  and its iterator state is not restorable, so it would have to be rebuilt around anyway;
+* pickling must survive models that do not pickle (braindecode's EEGNeX uses a weight
+  parametrization) and move CUDA weights to the CPU. Owning ``__getstate__`` (state dict on
+  the CPU + the constructor spec, model rebuilt on load) does both in a few lines; skorch
+  pickles the module object itself.
+
+Shapes: ``X`` (n_windows, n_chans, n_times) float, in volts (models normalise internally);
+``y`` (n_windows,); ``predict`` returns (n_windows,) float32.
+
+Randomness: all of it derives from ``seed``. Model initialisation and dropout use torch's
+global generator, forked (``torch.random.fork_rng``) so fitting never changes the caller's RNG
+state; data order and training crops come from NumPy generators seeded by ``(seed, epoch)``;
+evaluation crops from ``seed`` alone. Two fits with one seed give ``torch.equal`` weights on
+the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from eegattn.training.checkpoint import (
+    capture_rng_state,
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from eegattn.training.metrics import nrmse
+from eegattn.training.splits import train_valid_split
+
+__all__ = [
+    "EEGAttentionRegressor",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "LOSSES",
+    "resolve_device",
+    "instantiate_model",
+    "model_spec",
+    "make_optimizer",
+    "make_scheduler",
+    "make_loss",
+    "check_X",
+    "check_y",
+    "unpack_windows",
+    "random_crop_offsets",
+    "seeded_crop_offsets",
+    "crop_windows",
+]
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+LOSSES = ("mse", "l1", "huber")
+_FINITE_CHUNK = 4096  # windows checked per chunk, so a memmap is never loaded whole
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def resolve_device(device) -> torch.device:
+    """``"cpu"``, ``"cuda"``/``"cuda:N"`` (must be available) or ``"auto"``."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was asked for but CUDA is not available on this machine; "
+                "use device='cpu' (or 'auto')"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"device type {dev.type!r} is not supported; use 'cpu' or 'cuda'")
+    return dev
+
+
+def model_spec(model) -> str:
+    """A JSON-friendly name for the ``model`` parameter: the registry name or ``module:Class``."""
+    if isinstance(model, str):
+        return model
+    cls = model if isinstance(model, type) else type(model)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(spec: str):
+    module_name, _, qualname = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import model class {spec!r}: {exc}") from exc
+    return obj
+
+
+def instantiate_model(
+    model, model_options: dict | None, *, n_chans: int, n_times: int, sfreq: float,
+    n_outputs: int = 1,
+) -> nn.Module:
+    """Build the torch module described by ``model``.
+
+    ``model`` is a registry name (``eegattn.models.build_model``), ``"module:Class"``, an
+    ``nn.Module`` subclass (called as ``cls(n_chans=, n_outputs=, n_times=, sfreq=,
+    **model_options)``, the braindecode signature) or an ``nn.Module`` instance (deep-copied,
+    never modified).
+    """
+    options = dict(model_options or {})
+    if isinstance(model, str) and ":" in model:
+        model = _import_class(model)
+    if isinstance(model, str):
+        from eegattn.models import build_model
+
+        return build_model(
+            model, n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **options
+        )
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        try:
+            return model(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq,
+                         **options)
+        except TypeError as exc:
+            raise ValueError(
+                f"cannot build {model.__name__}(n_chans=, n_outputs=, n_times=, sfreq=, "
+                f"**model_options): {exc}; give the class that signature or pass an instance"
+            ) from exc
+    if isinstance(model, nn.Module):
+        if options:
+            raise ValueError(
+                "model_options cannot be applied to a model instance; pass the class or a "
+                "registry name instead, or leave model_options=None"
+            )
+        return copy.deepcopy(model)
+    raise ValueError(
+        f"model must be a registry name (see eegattn.models.available_models()), an nn.Module "
+        f"class or an nn.Module instance, got {type(model).__name__}"
+    )
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def make_scheduler(name, optimizer, total_steps: int):
+    """Per-step schedule: ``"cosine"`` anneals to 0 over ``total_steps``; ``"constant"``."""
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if name in ("constant", None):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=_constant_factor)
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {name!r}")
+
+
+def _constant_factor(step: int) -> float:
+    return 1.0
+
+
+def make_loss(name: str) -> nn.Module:
+    if name == "mse":
+        return nn.MSELoss()
+    if name == "l1":
+        return nn.L1Loss()
+    if name == "huber":
+        return nn.HuberLoss()
+    raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+
+
+def _check_finite_array(name: str, arr) -> None:
+    for start in range(0, arr.shape[0], _FINITE_CHUNK):
+        if not np.isfinite(arr[start : start + _FINITE_CHUNK]).all():
+            raise ValueError(
+                f"{name} contains NaN or Inf (first bad chunk starts at window {start}); "
+                "clean or drop those windows before fitting"
+            )
+
+
+def check_X(X, *, n_chans: int | None = None, min_times: int | None = None,
+            n_times: int | None = None):
+    """Validate a window array (n_windows, n_chans, n_times) without copying it."""
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        X = np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(
+            f"X must have shape (n_windows, n_chans, n_times), got shape {tuple(X.shape)}; "
+            "for one window use X[None]"
+        )
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    if n_chans is not None and X.shape[1] != n_chans:
+        raise ValueError(
+            f"X has {X.shape[1]} channels but the estimator was fitted on {n_chans}"
+        )
+    if n_times is not None and X.shape[2] != n_times:
+        raise ValueError(
+            f"X windows have {X.shape[2]} samples but the estimator was fitted on {n_times}"
+        )
+    if min_times is not None and X.shape[2] < min_times:
+        raise ValueError(
+            f"X windows have {X.shape[2]} samples, fewer than the {min_times} the model takes"
+        )
+    _check_finite_array("X", X)
+    return X
+
+
+def check_y(y, n: int) -> np.ndarray:
+    """Validate targets: (n,) or (n, 1), finite; returned as float32 (n,)."""
+    if y is None:
+        raise ValueError("y is required: pass one target per window (or fit a WindowSet)")
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"y must have shape (n_windows,), got {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"y has {arr.shape[0]} values but X has {n} windows; give one per window")
+    try:
+        arr = arr.astype(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must be numeric, got dtype {arr.dtype}") from exc
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"y contains {int((~np.isfinite(arr)).sum())} NaN/Inf value(s); drop those windows"
+        )
+    return arr
+
+
+def unpack_windows(X, y=None, groups=None):
+    """Accept an array or a ``WindowSet``; return ``(X, y, groups, info)``.
+
+    For a WindowSet, ``y`` and ``groups`` come from it (passing ``y`` as well is an error) and
+    ``info`` holds its ``sfreq``, ``challenge`` and ``cache_key``.
+    """
+    info: dict = {}
+    if hasattr(X, "X") and hasattr(X, "y") and hasattr(X, "metadata"):
+        if y is not None:
+            raise ValueError("X is a WindowSet, which carries its own y; do not pass y as well")
+        ws = X
+        if groups is None:
+            groups = ws.groups
+        info = {
+            "sfreq": float(ws.sfreq),
+            "challenge": getattr(ws, "challenge", None),
+            "cache_key": getattr(ws, "cache_key", None),
+        }
+        X, y = ws.X, ws.y
+    return X, y, groups, info
+
+
+def random_crop_offsets(rng: np.random.Generator, n: int, n_times: int, crop: int | None):
+    """Uniform crop starts in ``[0, n_times - crop]`` (None when no crop is needed)."""
+    if crop is None or crop == n_times:
+        return None
+    return rng.integers(0, n_times - crop + 1, size=n)
+
+
+def seeded_crop_offsets(n: int, n_times: int, crop: int | None, seed: int):
+    """Deterministic evaluation crops: the same ``seed`` and ``n`` give the same crops."""
+    return random_crop_offsets(np.random.default_rng(seed), n, n_times, crop)
+
+
+def crop_windows(xb: np.ndarray, offsets, crop: int | None) -> np.ndarray:
+    """Cut ``xb`` (b, c, t) to (b, c, crop) starting at ``offsets`` (b,)."""
+    if offsets is None:
+        return xb
+    idx = offsets[:, None] + np.arange(crop)[None, :]  # (b, crop)
+    return np.take_along_axis(xb, idx[:, None, :], axis=2)
+
+
+def _batch_tensor(X, idx, offsets, crop, device) -> torch.Tensor:
+    xb = crop_windows(np.asarray(X[idx]), offsets, crop)
+    return torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
+
+
+def _predict_module(module, X, idx, offsets, crop, batch_size, device) -> np.ndarray:
+    module.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(idx), batch_size):
+            sl = slice(start, start + batch_size)
+            off = None if offsets is None else offsets[sl]
+            pred = module(_batch_tensor(X, idx[sl], off, crop, device))
+            out.append(_as_prediction(pred).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _as_prediction(pred) -> torch.Tensor:
+    if pred.dim() == 2 and pred.shape[1] == 1:
+        return pred[:, 0]
+    if pred.dim() == 1:
+        return pred
+    raise ValueError(
+        f"the model returned shape {tuple(pred.shape)}; a regressor must return (batch, 1)"
+    )
+
+
+def _cpu_state_dict(module: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _init_output_bias(module: nn.Module, value: float) -> bool:
+    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none."""
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear) and sub.out_features == 1 and sub.bias is not None:
+            last = sub
+    if last is None:
+        return False
+    with torch.no_grad():
+        last.bias.fill_(value)
+    return True
+
+
+def _steps_per_epoch(n_train: int, batch_size: int) -> int:
+    steps = math.ceil(n_train / batch_size)
+    # a last batch of one window would break BatchNorm in training; fold it away
+    if steps > 1 and n_train % batch_size == 1:
+        steps -= 1
+    return steps
+
+
+# --------------------------------------------------------------------------- estimator
+
+
+class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
+    """Train an EEG regressor with scikit-learn conventions.
+
+    Parameters
+    ----------
+    model : str | type[nn.Module] | nn.Module
+        Registry name (``lightweight``, ``improved``, ``lightweight_noattn``, ``eegnex``, see
+        ``eegattn.models.available_models()``), a module class taking ``(n_chans, n_outputs,
+        n_times, sfreq, **model_options)``, or an instance (deep-copied at fit).
+    model_options : dict | None
+        Extra keyword arguments of the model constructor.
+    max_epochs, batch_size, lr, weight_decay : training budget and AdamW settings.
+    optimizer : {"adamw", "adam", "sgd"}
+    lr_schedule : {"cosine", "constant"}
+        Cosine annealing per step over ``max_epochs`` epochs, or a constant rate.
+    loss : {"mse", "l1", "huber"}
+    max_grad_norm : float | None
+        Gradient clipping by global norm.
+    early_stopping : bool
+        Stop when the validation loss has not improved for ``patience`` epochs, and keep the
+        best epoch's weights. Needs ``valid_fraction > 0``.
+    valid_fraction : float
+        Fraction of *subjects* held out for validation when ``groups`` is given (a WindowSet
+        always gives them); without groups, a seeded fraction of windows. 0 trains on all.
+    crop_n_times : int | None
+        Model input length. Training draws a random crop of each window every epoch; predict
+        and validation use seeded crops (see :func:`seeded_crop_offsets`). Challenge 2 uses
+        400-sample windows and ``crop_n_times=200``.
+    sfreq : float
+        Sampling rate passed to the model when X is an array (a WindowSet gives its own).
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA asked but missing -> ValueError.
+    seed : int
+        Seeds initialisation, dropout, data order, crops and the validation split.
+    verbose : int
+        0 silent, 1 one line per epoch, 2 also a tqdm bar per epoch.
+    checkpoint_dir : str | None
+        Folder for ``last.pt``, written atomically every ``checkpoint_every`` steps (if set)
+        and after each epoch. ``fit(..., resume=True)`` continues from it. Leave it None
+        inside ``GridSearchCV`` / ``cross_val_score``: clones would share the folder.
+    init_output_bias : bool
+        Start the bias of the model's last ``Linear`` (1 output) at the training-target mean,
+        so training begins at the mean predictor (NRMSE ~1) instead of predicting 0 for
+        response times around 1.5 s. The architecture and state_dict keys are unchanged.
+
+    Attributes (after fit)
+    ----------------------
+    model_ : nn.Module (eval mode, on ``device_``); history_ : list of per-epoch dicts
+    (epoch, train_loss, valid_loss, valid_nrmse, lr, duration_s); n_chans_, n_times_ (window
+    length seen in fit); input_n_times_ (model input length); sfreq_; n_outputs_ (1);
+    n_train_, n_valid_; valid_split_ ("subject", "window" or None); valid_subjects_ (list or
+    None); best_epoch_; n_epochs_; stopped_early_; device_ (str); challenge_, cache_key_ (from
+    a WindowSet, else None); resumed_from_ ((epoch, step) or None); seed_;
+    output_bias_initialized_ (whether ``init_output_bias`` found a layer to set).
+    """
+
+    def __init__(
+        self,
+        model="lightweight",
+        model_options=None,
+        max_epochs=20,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=1e-2,
+        optimizer="adamw",
+        lr_schedule="cosine",
+        loss="mse",
+        max_grad_norm=None,
+        early_stopping=True,
+        patience=5,
+        valid_fraction=0.2,
+        crop_n_times=None,
+        sfreq=100.0,
+        device="cpu",
+        seed=0,
+        verbose=1,
+        checkpoint_dir=None,
+        checkpoint_every=None,
+        init_output_bias=True,
+    ):
+        self.model = model
+        self.model_options = model_options
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.loss = loss
+        self.max_grad_norm = max_grad_norm
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.crop_n_times = crop_n_times
+        self.sfreq = sfreq
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.init_output_bias = init_output_bias
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self) -> None:
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+        positive_int("max_epochs")
+        positive_int("batch_size")
+        if self.early_stopping:
+            positive_int("patience")
+        if self.checkpoint_every is not None:
+            positive_int("checkpoint_every")
+        if self.crop_n_times is not None:
+            positive_int("crop_n_times")
+        if not float(self.lr) > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if float(self.weight_decay) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES and self.lr_schedule is not None:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.max_grad_norm is not None and not float(self.max_grad_norm) > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        if not 0.0 <= float(self.valid_fraction) < 1.0:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
+        if self.early_stopping and float(self.valid_fraction) == 0.0:
+            raise ValueError(
+                "early_stopping=True needs a validation split; set valid_fraction > 0 or "
+                "early_stopping=False"
+            )
+        if not float(self.sfreq) > 0:
+            raise ValueError(f"sfreq must be > 0, got {self.sfreq!r}")
+        if self.model_options is not None and not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a dict or None, got {self.model_options!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
+        ):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+
+    def _split(self, n: int, groups, seed: int):
+        """Return (train_idx, valid_idx, kind, valid_subjects)."""
+        frac = float(self.valid_fraction)
+        if frac == 0.0:
+            return np.arange(n), np.zeros(0, dtype=np.int64), None, None
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise ValueError(
+                    f"groups has shape {groups.shape} but X has {n} windows; give one subject "
+                    "id per window"
+                )
+            n_subjects = np.unique(groups).size
+            if n_subjects < 2:
+                raise ValueError(
+                    f"a subject-wise validation split needs at least 2 subjects, got "
+                    f"{n_subjects}; pass more subjects, or valid_fraction=0 with "
+                    "early_stopping=False"
+                )
+            train_idx, valid_idx = train_valid_split(groups, valid_fraction=frac, seed=seed)
+            valid_subjects = np.unique(groups[valid_idx]).tolist()
+            return train_idx, valid_idx, "subject", valid_subjects
+        n_valid = max(1, int(round(frac * n)))
+        if n - n_valid < 2:
+            raise ValueError(
+                f"{n} windows are too few for a validation split of {frac}; pass more "
+                "windows, or valid_fraction=0 with early_stopping=False"
+            )
+        perm = np.random.default_rng([seed, 1]).permutation(n)
+        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid]), "window", None
+
+    def _fingerprint(self, X, y, groups) -> dict:
+        """What must match for a checkpoint to be resumed: data summary and training params."""
+        params = {
+            k: repr(v) for k, v in self.get_params(deep=False).items()
+            if k not in ("verbose", "device", "checkpoint_dir", "checkpoint_every", "model")
+        }
+        params["model"] = model_spec(self.model)
+        return {
+            "shape": list(X.shape),
+            "y_sum": float(np.sum(y, dtype=np.float64)),
+            "y_weighted": float(np.dot(y.astype(np.float64), np.arange(len(y)) % 97)),
+            "n_groups": -1 if groups is None else int(np.unique(np.asarray(groups)).size),
+            "params": params,
+        }
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None, groups=None, *, resume=False):
+        """Train on ``X`` (n, n_chans, n_times) and ``y`` (n,), or on a ``WindowSet``.
+
+        ``groups`` (n,) holds subject ids for the subject-wise validation split. With
+        ``resume=True`` training continues from ``checkpoint_dir/last.pt`` if it exists (a
+        finished run is restored without training); otherwise an existing checkpoint there is
+        refused rather than overwritten. Returns ``self``.
+        """
+        self._check_params()
+        X, y, groups, info = unpack_windows(X, y, groups)
+        X = check_X(X)
+        n, n_chans, n_times = X.shape
+        if n < 2:
+            raise ValueError(f"fit needs at least 2 windows, got {n}")
+        y = check_y(y, n)
+        crop = self.crop_n_times
+        if crop is not None and crop > n_times:
+            raise ValueError(
+                f"crop_n_times={crop} is longer than the windows ({n_times} samples); use "
+                "crop_n_times <= n_times or None"
+            )
+        input_n_times = crop if crop is not None else n_times
+        sfreq = float(info.get("sfreq", self.sfreq))
+        device = resolve_device(self.device)
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir to be set")
+        state = None
+        if self.checkpoint_dir is not None:
+            state = load_checkpoint(self.checkpoint_dir)
+            if state is not None and not resume:
+                raise FileExistsError(
+                    f"{checkpoint_path(self.checkpoint_dir)} exists; pass resume=True to "
+                    "continue it, or delete it / choose another checkpoint_dir"
+                )
+        fingerprint = self._fingerprint(X, y, groups)
+        if state is not None and state["fingerprint"] != fingerprint:
+            raise ValueError(
+                f"the checkpoint in {self.checkpoint_dir} was written for other data or other "
+                "training parameters; resume with the same ones or use another checkpoint_dir"
+            )
+        if state is not None:
+            seed = int(state["seed"])  # seed=None drew one; the resumed run must reuse it
+        elif self.seed is not None:
+            seed = int(self.seed)
+        else:
+            seed = int(np.random.SeedSequence().entropy % (2**31))
+
+        train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
+        if len(train_idx) < 2:
+            raise ValueError(
+                f"only {len(train_idx)} training window(s) after the validation split; "
+                "use more data or a smaller valid_fraction"
+            )
+
+        cuda_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            module = instantiate_model(
+                self.model, self.model_options, n_chans=n_chans, n_times=input_n_times,
+                sfreq=sfreq,
+            )
+            bias_initialized = bool(self.init_output_bias) and _init_output_bias(
+                module, float(np.mean(y[train_idx], dtype=np.float64))
+            )
+            module.to(device)
+            run = _TrainingRun(
+                self, module, X, y, train_idx, valid_idx, crop, n_times, seed, device,
+                fingerprint,
+            )
+            if state is not None:
+                run.load(state)
+            run.train()
+
+        self.model_ = module.eval()
+        self.history_ = run.history
+        self.n_chans_ = int(n_chans)
+        self.n_times_ = int(n_times)
+        self.input_n_times_ = int(input_n_times)
+        self.sfreq_ = sfreq
+        self.n_outputs_ = 1
+        self.n_train_ = int(len(train_idx))
+        self.n_valid_ = int(len(valid_idx))
+        self.valid_split_ = split_kind
+        self.valid_subjects_ = valid_subjects
+        self.best_epoch_ = run.best_epoch
+        self.n_epochs_ = len(run.history)
+        self.stopped_early_ = run.stopped_early
+        self.device_ = str(device)
+        self.challenge_ = info.get("challenge")
+        self.cache_key_ = info.get("cache_key")
+        self.resumed_from_ = run.resumed_from
+        self.seed_ = seed
+        self.output_bias_initialized_ = bias_initialized
+        return self
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions (n,) float32 for windows (n, n_chans, n_times) or a WindowSet.
+
+        With ``crop_n_times``, windows longer than the model input get seeded crops
+        (:func:`seeded_crop_offsets` with ``seed``); windows of exactly the input length are
+        used as they are.
+        """
+        check_is_fitted(self, "model_")
+        X, _, _, _ = unpack_windows(X)
+        if self.crop_n_times is None:
+            X = check_X(X, n_chans=self.n_chans_, n_times=self.n_times_)
+        else:
+            X = check_X(X, n_chans=self.n_chans_, min_times=self.input_n_times_)
+        device = resolve_device(self.device)
+        if next(iter(self.model_.parameters()), torch.empty(0)).device != device:
+            self.model_.to(device)
+        n = X.shape[0]
+        offsets = seeded_crop_offsets(n, X.shape[2], self.input_n_times_, self.seed_)
+        crop = None if offsets is None else self.input_n_times_
+        return _predict_module(
+            self.model_, X, np.arange(n), offsets, crop, int(self.batch_size), device
+        )
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """R² of ``predict(X)`` (scikit-learn's regressor convention); y may come from X."""
+        X, y, _, _ = unpack_windows(X, y)
+        y = check_y(y, X.shape[0])
+        return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("model_")
+        if isinstance(module, nn.Module):
+            # the module itself may not pickle (EEGNeX's parametrization) and may sit on CUDA:
+            # keep a CPU state dict and rebuild the module from the constructor spec on load
+            state = dict(state)
+            state["model_"] = None
+            state["_model_state_cpu"] = _cpu_state_dict(module)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_model_state_cpu", None)
+        super().__setstate__(state)
+        if weights is None:
+            return
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"this estimator was saved with device={self.device!r} but CUDA is not "
+                "available here; it was loaded on the CPU (device='cpu')",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.device = "cpu"
+        module = instantiate_model(
+            self.model, self.model_options, n_chans=self.n_chans_, n_times=self.input_n_times_,
+            sfreq=self.sfreq_,
+        )
+        module.load_state_dict(weights)
+        self.model_ = module.to(resolve_device(self.device)).eval()
+        self.device_ = str(resolve_device(self.device))
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+class _TrainingRun:
+    """The state of one fit: everything a checkpoint stores lives here."""
+
+    def __init__(self, est, module, X, y, train_idx, valid_idx, crop, n_times, seed, device,
+                 fingerprint):
+        self.est = est
+        self.module = module
+        self.X, self.y = X, y
+        self.train_idx, self.valid_idx = train_idx, valid_idx
+        self.crop, self.n_times, self.seed, self.device = crop, n_times, seed, device
+        self.fingerprint = fingerprint
+        self.batch_size = int(est.batch_size)
+        self.steps_per_epoch = _steps_per_epoch(len(train_idx), self.batch_size)
+        self.optimizer = make_optimizer(
+            est.optimizer, module.parameters(), float(est.lr), float(est.weight_decay)
+        )
+        self.scheduler = make_scheduler(
+            est.lr_schedule, self.optimizer, int(est.max_epochs) * self.steps_per_epoch
+        )
+        self.loss_fn = make_loss(est.loss)
+        # progress
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.order = None  # (n_train,) window indices of the current epoch
+        self.offsets = None  # (n_train,) crop starts of the current epoch, or None
+        self.loss_sum = 0.0  # sum of batch losses x batch sizes in the current epoch
+        self.loss_count = 0
+        self.history: list[dict] = []
+        self.best_loss = math.inf
+        self.best_epoch = None
+        self.best_state = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.complete = False
+        self.resumed_from = None
+        self.epoch_started = None
+
+    # -- checkpoint --------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "seed": self.seed,
+            "model": _cpu_state_dict(self.module),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": capture_rng_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "order": None if self.order is None else torch.from_numpy(self.order.copy()),
+            "offsets": None if self.offsets is None else torch.from_numpy(self.offsets.copy()),
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "complete": self.complete,
+        }
+
+    def save(self) -> None:
+        if self.est.checkpoint_dir is not None:
+            save_checkpoint(self.est.checkpoint_dir, self.state())
+
+    def load(self, state: dict) -> None:
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        self.order = None if state["order"] is None else state["order"].numpy()
+        self.offsets = None if state["offsets"] is None else state["offsets"].numpy()
+        self.loss_sum = float(state["loss_sum"])
+        self.loss_count = int(state["loss_count"])
+        self.history = list(state["history"])
+        self.best_loss = float(state["best_loss"])
+        self.best_epoch = state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.bad_epochs = int(state["bad_epochs"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.complete = bool(state["complete"])
+        restore_rng_state(state["rng"])  # last: building the run above must not consume it
+        self.resumed_from = (self.epoch, self.step_in_epoch)
+        if self.est.verbose:
+            where = "finished run" if self.complete else (
+                f"epoch {self.epoch + 1}, step {self.step_in_epoch}"
+            )
+            print(f"resuming from checkpoint ({where})", flush=True)
+
+    # -- loop --------------------------------------------------------------------
+
+    def _start_epoch(self) -> None:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(self.train_idx)
+        self.offsets = random_crop_offsets(rng, len(self.order), self.n_times, self.crop)
+        self.step_in_epoch = 0
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def train(self) -> None:
+        est = self.est
+        while not self.complete and self.epoch < int(est.max_epochs):
+            if self.step_in_epoch == 0:
+                self._start_epoch()
+                self.epoch_started = time.perf_counter()
+            elif self.epoch_started is None:
+                self.epoch_started = time.perf_counter()
+            self._train_epoch()
+            self._end_epoch()
+        if not self.complete:
+            self._finish()
+
+    def _train_epoch(self) -> None:
+        est = self.est
+        self.module.train()
+        bar = None
+        if est.verbose >= 2:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                       desc=f"epoch {self.epoch + 1}", leave=False, file=sys.stdout)
+        n_train = len(self.order)
+        while self.step_in_epoch < self.steps_per_epoch:
+            start = self.step_in_epoch * self.batch_size
+            last = self.step_in_epoch == self.steps_per_epoch - 1
+            stop = n_train if last else start + self.batch_size
+            idx = self.order[start:stop]
+            off = None if self.offsets is None else self.offsets[start:stop]
+            xb = _batch_tensor(self.X, idx, off, self.crop, self.device)
+            yb = torch.from_numpy(self.y[idx]).to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(_as_prediction(self.module(xb)), yb)
+            if not torch.isfinite(loss):
+                raise ValueError(
+                    f"the training loss became {loss.item()} at epoch {self.epoch + 1}; lower "
+                    "lr or set max_grad_norm"
+                )
+            loss.backward()
+            if est.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.module.parameters(), float(est.max_grad_norm))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.loss_sum += float(loss.detach()) * len(idx)
+            self.loss_count += len(idx)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+            if (
+                est.checkpoint_every is not None
+                and self.global_step % int(est.checkpoint_every) == 0
+                and self.step_in_epoch < self.steps_per_epoch
+            ):
+                self.save()
+        if bar is not None:
+            bar.close()
+
+    def _end_epoch(self) -> None:
+        est = self.est
+        record = {
+            "epoch": self.epoch + 1,
+            "train_loss": self.loss_sum / max(1, self.loss_count),
+            "valid_loss": None,
+            "valid_nrmse": None,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "duration_s": time.perf_counter() - (self.epoch_started or time.perf_counter()),
+        }
+        if len(self.valid_idx):
+            y_valid = self.y[self.valid_idx]
+            offsets = seeded_crop_offsets(len(self.valid_idx), self.n_times, self.crop, self.seed)
+            pred = _predict_module(self.module, self.X, self.valid_idx, offsets, self.crop,
+                                   self.batch_size, self.device)
+            record["valid_loss"] = float(
+                self.loss_fn(torch.from_numpy(pred), torch.from_numpy(y_valid))
+            )
+            if np.std(y_valid) > 0:
+                record["valid_nrmse"] = nrmse(y_valid, pred)
+            if record["valid_loss"] < self.best_loss:
+                self.best_loss = record["valid_loss"]
+                self.best_epoch = self.epoch + 1
+                self.bad_epochs = 0
+                if est.early_stopping:
+                    self.best_state = _cpu_state_dict(self.module)
+            else:
+                self.bad_epochs += 1
+        self.history.append(record)
+        if est.verbose:
+            print(_format_epoch(record, int(est.max_epochs)), flush=True)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.order, self.offsets = None, None
+        self.epoch_started = None
+        if est.early_stopping and self.bad_epochs >= int(est.patience):
+            self.stopped_early = True
+            if est.verbose:
+                print(f"early stopping: no improvement for {self.bad_epochs} epochs; keeping "
+                      f"epoch {self.best_epoch}", flush=True)
+            self._finish()
+            return
+        if self.epoch < int(est.max_epochs):
+            self.save()
+
+    def _finish(self) -> None:
+        if self.est.early_stopping and self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.complete = True
+        self.best_state = None  # the final weights are the best ones now
+        self.save()
+
+
+def _format_epoch(record: dict, max_epochs: int) -> str:
+    parts = [f"epoch {record['epoch']:>3}/{max_epochs}", f"train_loss {record['train_loss']:.5g}"]
+    if record["valid_loss"] is not None:
+        parts.append(f"valid_loss {record['valid_loss']:.5g}")
+    if record["valid_nrmse"] is not None:
+        parts.append(f"valid_nrmse {record['valid_nrmse']:.4f}")
+    parts += [f"lr {record['lr']:.3g}", f"{record['duration_s']:.1f}s"]
+    return "  ".join(parts)

@@ -1,0 +1,302 @@
+"""The challenge pipeline: releases -> cached windows -> subject split -> train -> evaluate -> run.
+
+``run_challenge`` is what ``challenges/challenge1.py``, ``challenges/challenge2.py``,
+``eegattn train`` and ``eegattn demo`` call. Every result lands in a new run folder
+(``config.json``, ``weights.pt``, ``metrics.json``, ``history.json``, PNG plots) that the
+submission packager reads.
+
+Scores are the official NRMSE (RMSE / population std of the true targets) on held-out subjects,
+shown next to the mean predictor (the training-target mean; NRMSE >= 1 by construction) and, on a
+synthetic release, the oracle that knows the planted truth (the best score the data allows).
+Challenge 2's headline is per window on seeded 2 s crops, as the official scorer does; a
+per-subject aggregate (mean prediction per subject) is reported beside it, labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CHALLENGE_TARGET = {1: "response time (s)", 2: "externalizing"}
+# Challenge 2's windows are 4 s; models see 2 s crops (random in training, seeded at test).
+C2_CROP_N_TIMES = 200
+
+
+@dataclass
+class ChallengeResult:
+    """What a pipeline run produced: its folder, its metrics and the printed table."""
+
+    run_dir: Path
+    metrics: dict
+    table: str
+    extra: dict = field(default_factory=dict)
+
+
+def _release_names(releases) -> list[str]:
+    if isinstance(releases, str):
+        releases = [releases]
+    names = [str(r).upper() for r in releases]
+    if not names:
+        raise ValueError("give at least one release, e.g. --releases R5")
+    return names
+
+
+def prepare_synthetic(releases, *, cache_dir=None, n_subjects=24, seed=0, mini=False,
+                      verbose=False) -> Path:
+    """Generate (or reuse) one synthetic release per name and return their common root."""
+    from eegattn.data.synthetic import default_cache_dir, make_release
+
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = root / "synthetic"
+    for i, release in enumerate(releases):
+        # A different seed per release gives different subjects, like real releases.
+        make_release(root, release=release, mini=mini, n_subjects=None if mini else n_subjects,
+                     seed=seed + 1000 * i, verbose=verbose)
+    return root
+
+
+def _split(windows, *, test_release, test_fraction, seed):
+    from eegattn.training.splits import check_disjoint_subjects, subject_split
+
+    groups = windows.groups
+    if test_release:
+        is_test = windows.metadata["release"].astype(str).str.upper().to_numpy() == test_release
+        if not is_test.any():
+            raise ValueError(f"no windows from the held-out release {test_release}; "
+                             "add it to the loaded releases")
+        pool, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    else:
+        split = subject_split(groups, valid_fraction=0.0, test_fraction=test_fraction, seed=seed)
+        pool, test = split.train, split.test
+    check_disjoint_subjects(groups, pool, test)
+    return pool, test
+
+
+def _scores(challenge, y_true, y_pred, y_train, metadata) -> dict:
+    from eegattn.training.metrics import nrmse
+
+    out = {
+        "nrmse": nrmse(y_true, y_pred),
+        "mean_predictor_nrmse": nrmse(y_true, np.full_like(y_true, float(np.mean(y_train)))),
+        "rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))),
+        "n_test_windows": int(len(y_true)),
+        "n_test_subjects": int(metadata["subject"].nunique()),
+    }
+    if challenge == 2:
+        per = (
+            metadata.assign(_true=y_true, _pred=y_pred)
+            .groupby("subject")[["_true", "_pred"]].mean()
+        )
+        if len(per) > 1 and np.std(per["_true"]) > 0:
+            out["per_subject_nrmse"] = nrmse(per["_true"].to_numpy(), per["_pred"].to_numpy())
+    return out
+
+
+def _oracle(challenge, root, windows_test, *, mini) -> float | None:
+    """Oracle NRMSE on the test windows of synthetic releases; None for real data."""
+    from eegattn.data.synthetic import oracle_predict, read_marker, release_folder_name
+    from eegattn.training.metrics import nrmse
+
+    meta = windows_test.metadata
+    pred = np.full(len(windows_test), np.nan)
+    for release in meta["release"].astype(str).unique():
+        folder = Path(root) / release_folder_name(release, mini)
+        if read_marker(folder) is None:
+            return None  # not a synthetic release: no planted truth
+        rows = np.flatnonzero(meta["release"].astype(str).to_numpy() == release)
+        if challenge == 1:
+            X = np.asarray(windows_test.X[rows])
+            pred[rows] = oracle_predict(folder, 1, X=X, sfreq=windows_test.sfreq)
+        else:
+            pred[rows] = oracle_predict(folder, 2, metadata=meta.iloc[rows])
+    if not np.isfinite(pred).all():
+        return None
+    return nrmse(windows_test.y, pred)
+
+
+def _plots(run_dir: Path, est, y_true, y_pred, challenge) -> list[str]:
+    """Learning curves, predicted vs true, and the model's gates when it has them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    hist = est.history_
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = [h["epoch"] for h in hist]
+    ax.plot(epochs, [h["train_loss"] for h in hist], label="train loss")
+    if any(h.get("valid_loss") is not None for h in hist):
+        ax.plot(epochs, [h.get("valid_loss") for h in hist], label="valid loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "learning_curves.png", dpi=100)
+    plt.close(fig)
+    written.append("learning_curves.png")
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(y_true, y_pred, s=6, alpha=0.5)
+    lo, hi = float(np.min(y_true)), float(np.max(y_true))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel(f"true {CHALLENGE_TARGET[challenge]}")
+    ax.set_ylabel("predicted")
+    fig.tight_layout()
+    fig.savefig(run_dir / "pred_vs_true.png", dpi=100)
+    plt.close(fig)
+    written.append("pred_vs_true.png")
+    written += _gate_plots(run_dir, est)
+    return written
+
+
+def _gate_plots(run_dir: Path, est) -> list[str]:
+    """Channel attention on the scalp and the temporal gate, averaged over the test batch."""
+    from eegattn.attention.gates import ChannelAttention, TemporalAttention
+
+    written = []
+    try:
+        from eegattn.baselines import plots
+    except ImportError:  # plotting helpers are optional for a pipeline run
+        return written
+    for module in est.model_.modules():
+        gate = getattr(module, "last_gate", None)
+        if gate is None:
+            continue
+        values = gate.float().mean(0).cpu().numpy()
+        if isinstance(module, ChannelAttention) and values.shape[0] == 129:
+            plots.plot_channel_topomap(values, run_dir / "channel_attention_topomap.png")
+            written.append("channel_attention_topomap.png")
+        elif isinstance(module, TemporalAttention):
+            plots.plot_temporal_gate(values, est.sfreq_, run_dir / "temporal_gate.png")
+            written.append("temporal_gate.png")
+    return written
+
+
+def format_table(challenge: int, model: str, metrics: dict) -> str:
+    """Markdown table of a run: the model next to the mean predictor and the oracle."""
+    rows = [("model: " + model, metrics["nrmse"]),
+            ("mean predictor", metrics["mean_predictor_nrmse"])]
+    if metrics.get("oracle_nrmse") is not None:
+        rows.append(("oracle (planted truth)", metrics["oracle_nrmse"]))
+    lines = [f"Challenge {challenge} ({CHALLENGE_TARGET[challenge]}), "
+             f"{metrics['n_test_subjects']} held-out subjects, "
+             f"{metrics['n_test_windows']} windows",
+             "", "| predictor | NRMSE |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in rows]
+    if "per_subject_nrmse" in metrics:
+        lines.append(f"| model, per-subject aggregate (not official) | "
+                     f"{metrics['per_subject_nrmse']:.4f} |")
+    return "\n".join(lines)
+
+
+def run_challenge(
+    challenge: int,
+    *,
+    root=None,
+    releases=("R5",),
+    test_release: str | None = None,
+    mini: bool = False,
+    model: str = "lightweight",
+    model_options: dict | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    patience: int = 5,
+    valid_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 2025,
+    runs_dir="runs",
+    run_name: str | None = None,
+    cache_dir=None,
+    n_subjects: int = 24,
+    n_jobs: int = 1,
+    device: str = "cpu",
+    verbose: int = 1,
+    plots: bool = True,
+) -> ChallengeResult:
+    """Train and evaluate one model on one challenge; write a new run folder.
+
+    Parameters
+    ----------
+    challenge : 1 (CCD response time) or 2 (externalizing factor).
+    root : folder holding ``EEG2025r<N>[mini]`` release folders (real HBN, as eegdash lays
+        them out). None generates synthetic releases under ``cache_dir`` (or reuses them).
+    releases : releases to load; with ``test_release`` the test subjects are that release's
+        and training uses the others (give the held-out one here too, or it is added).
+    model, model_options : a name from ``eegattn.models.available_models()`` and its options.
+    epochs, batch_size, lr, patience : training budget (early stopping on a subject-wise
+        validation split of ``valid_fraction`` of the training subjects).
+    test_fraction : fraction of subjects held out for the test score (without test_release).
+    seed : seeds the subject split, initialisation, data order and crops.
+    n_subjects : subjects per synthetic release (ignored for real data).
+    """
+    from eegattn.data.cache import load_challenge_windows
+    from eegattn.training.estimator import EEGAttentionRegressor
+    from eegattn.training.runs import create_run_dir, save_run
+
+    if challenge not in (1, 2):
+        raise ValueError(f"challenge must be 1 or 2, got {challenge!r}")
+    names = _release_names(releases)
+    if test_release:
+        test_release = str(test_release).upper()
+        if test_release not in names:
+            names.append(test_release)
+        if len(names) < 2:
+            raise ValueError("a held-out test release needs at least one other release "
+                             "to train on")
+    synthetic = root is None
+    if synthetic:
+        root = prepare_synthetic(names, cache_dir=cache_dir, n_subjects=n_subjects, seed=0,
+                                 mini=mini, verbose=verbose > 1)
+    elif not Path(root).is_dir():
+        raise FileNotFoundError(f"release root {root} does not exist; give the folder that "
+                                "holds EEG2025r<N> folders (see the README's data section)")
+    cache = Path(cache_dir) / "windows" if cache_dir else None
+    windows = load_challenge_windows(challenge, releases=names, root=root, mini=mini,
+                                     cache_dir=cache, n_jobs=n_jobs, progress=verbose > 0)
+    pool, test = _split(windows, test_release=test_release, test_fraction=test_fraction,
+                        seed=seed)
+    train_ws, test_ws = windows.subset(pool), windows.subset(test)
+
+    est = EEGAttentionRegressor(
+        model=model, model_options=model_options, max_epochs=epochs, batch_size=batch_size,
+        lr=lr, patience=patience, valid_fraction=valid_fraction,
+        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None, device=device, seed=seed,
+        verbose=verbose,
+    )
+    est.fit(train_ws)
+    y_pred = est.predict(test_ws)
+    metrics = _scores(challenge, test_ws.y, y_pred, train_ws.y, test_ws.metadata)
+    metrics["oracle_nrmse"] = (
+        _oracle(challenge, root, test_ws, mini=mini) if synthetic else None
+    )
+    metrics["best_epoch"] = est.best_epoch_
+    metrics["n_epochs"] = est.n_epochs_
+    metrics["n_train_windows"] = int(est.n_train_)
+
+    test_subjects = sorted(map(str, np.unique(test_ws.groups)))
+    valid_subjects = sorted(map(str, est.valid_subjects_ or []))
+    train_subjects = sorted(set(map(str, np.unique(train_ws.groups))) - set(valid_subjects))
+    config = {
+        "challenge": challenge,
+        "cache_key": windows.cache_key,
+        "releases": names,
+        "test_release": test_release,
+        "data": "synthetic" if synthetic else "local",
+        "split": {"train": train_subjects, "valid": valid_subjects, "test": test_subjects,
+                  "seed": seed},
+    }
+    run_dir = create_run_dir(runs_dir, run_name or f"c{challenge}-{model}")
+    save_run(run_dir, est, config=config, metrics=metrics)
+    files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
+    table = format_table(challenge, model, metrics)
+    (run_dir / "results.md").write_text(table + "\n")
+    if verbose:
+        print(table)
+        print(f"\nrun folder: {run_dir}  ({', '.join(files + ['config.json', 'weights.pt'])})")
+    return ChallengeResult(run_dir=run_dir, metrics=metrics, table=table,
+                           extra={"plots": files, "config": json.loads(json.dumps(config))})
