@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -41,8 +42,8 @@ def group_layout(perm: Tensor, num_groups: int) -> tuple[Tensor, Tensor, Tensor]
     slot_of_position : (n,) long
         Flat slot (``group * size + t``) holding each original position.
     """
-    n = perm.numel()
-    base_size, extra = divmod(n, num_groups)
+    n = int(perm.shape[0])  # a Python int, also under torch.jit.trace
+    base_size, extra = divmod(n, int(num_groups))
     size = base_size + (1 if extra else 0)
     sizes = torch.full((num_groups,), base_size, dtype=torch.long)
     sizes[:extra] += 1
@@ -132,9 +133,11 @@ class SparseTokenAttention(base.SequenceAttention):
 
     def eval_permutation(self, seq_len: int) -> Tensor:
         """The fixed evaluation permutation for ``seq_len`` (CPU), from ``permutation_seed``."""
-        mixed = (int(self.permutation_seed) * 1_000_003 + seq_len) % (1 << 63)
-        generator = torch.Generator().manual_seed(mixed)
-        return torch.randperm(seq_len, generator=generator)
+        mixed = (int(self.permutation_seed) * 1_000_003 + int(seq_len)) % (1 << 63)
+        # numpy, not a torch Generator: a traced model (submission export) then records the
+        # permutation as a constant instead of a fresh random draw per call.
+        order = np.random.default_rng(mixed).permutation(int(seq_len))
+        return torch.from_numpy(order).long()
 
     def forward(
         self,
@@ -150,7 +153,7 @@ class SparseTokenAttention(base.SequenceAttention):
                 "sequence); pass context=None or use another mechanism for cross-attention"
             )
         base.check_sequences(x, None, self.dim)
-        b, n, _ = x.shape
+        b, n = x.shape[0], int(x.shape[1])  # n fixed under tracing: the layout depends on it
         if n == 0:
             return self.out_proj(x)  # (b, 0, dim)
         perm = torch.randperm(n) if self.training else self.eval_permutation(n)

@@ -45,7 +45,7 @@ def _release_names(releases) -> list[str]:
 
 
 def prepare_synthetic(releases, *, cache_dir=None, n_subjects=24, seed=0, mini=False,
-                      verbose=False) -> Path:
+                      verbose=False, **options) -> Path:
     """Generate (or reuse) one synthetic release per name and return their common root."""
     from eegattn.data.synthetic import default_cache_dir, make_release
 
@@ -54,7 +54,7 @@ def prepare_synthetic(releases, *, cache_dir=None, n_subjects=24, seed=0, mini=F
     for i, release in enumerate(releases):
         # A different seed per release gives different subjects, like real releases.
         make_release(root, release=release, mini=mini, n_subjects=None if mini else n_subjects,
-                     seed=seed + 1000 * i, verbose=verbose)
+                     seed=seed + 1000 * i, verbose=verbose, **options)
     return root
 
 
@@ -72,6 +72,12 @@ def _split(windows, *, test_release, test_fraction, seed):
         split = subject_split(groups, valid_fraction=0.0, test_fraction=test_fraction, seed=seed)
         pool, test = split.train, split.test
     check_disjoint_subjects(groups, pool, test)
+    n_test_subjects = len(np.unique(groups[test]))
+    if n_test_subjects < 2:
+        raise ValueError(
+            f"only {n_test_subjects} test subject(s) with usable windows: NRMSE needs targets "
+            "that vary; use more subjects or a larger test fraction"
+        )
     return pool, test
 
 
@@ -217,6 +223,7 @@ def run_challenge(
     device: str = "cpu",
     verbose: int = 1,
     plots: bool = True,
+    synthetic_options: dict | None = None,
 ) -> ChallengeResult:
     """Train and evaluate one model on one challenge; write a new run folder.
 
@@ -233,6 +240,7 @@ def run_challenge(
     test_fraction : fraction of subjects held out for the test score (without test_release).
     seed : seeds the subject split, initialisation, data order and crops.
     n_subjects : subjects per synthetic release (ignored for real data).
+    synthetic_options : more ``make_release`` options (e.g. ``trials_per_run``).
     """
     from eegattn.data.cache import load_challenge_windows
     from eegattn.training.estimator import EEGAttentionRegressor
@@ -251,7 +259,7 @@ def run_challenge(
     synthetic = root is None
     if synthetic:
         root = prepare_synthetic(names, cache_dir=cache_dir, n_subjects=n_subjects, seed=0,
-                                 mini=mini, verbose=verbose > 1)
+                                 mini=mini, verbose=verbose > 1, **(synthetic_options or {}))
     elif not Path(root).is_dir():
         raise FileNotFoundError(f"release root {root} does not exist; give the folder that "
                                 "holds EEG2025r<N> folders (see the README's data section)")

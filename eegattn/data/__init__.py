@@ -1,0 +1,35 @@
+"""HBN data: synthetic releases, offline loading, windows, caches and preprocessing.
+
+Modules: ``synthetic`` (synthetic releases with planted truth and their oracle), ``montage``
+(GSN-HydroCel-129 channel names and scalp patterns), ``hbn``, ``windows``, ``cache``,
+``preprocess`` (see docs/ARCHITECTURE.md).
+
+Nothing heavy is imported here; the names below load their module on first use.
+"""
+
+from importlib import import_module
+
+# public name -> module that defines it
+_LAZY = {
+    "make_release": "eegattn.data.synthetic",
+    "oracle_predict": "eegattn.data.synthetic",
+    "load_truth": "eegattn.data.synthetic",
+    "default_cache_dir": "eegattn.data.synthetic",
+    "release_folder_name": "eegattn.data.synthetic",
+    "HBN_CHANNELS": "eegattn.data.montage",
+    "set_hydrocel_montage": "eegattn.data.montage",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'eegattn.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,104 @@
+"""EEG regressors, built by name.
+
+Every model subclasses braindecode's ``EEGModuleMixin`` + ``nn.Module``: input
+(batch, n_chans, n_times) in volts, output (batch, n_outputs), its own input normalisation
+(:mod:`eegattn.models.normalization`).
+
+Importing this package is cheap: a model's module (and braindecode) is imported only when the
+model is built or its class is accessed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib import import_module
+
+# name -> (module, class)
+_MODELS: dict[str, tuple[str, str]] = {
+    "lightweight": ("eegattn.models.lightweight", "LightweightResponseTimeCNNWithAttention"),
+    "improved": ("eegattn.models.improved", "ImprovedResponseTimeCNNWithAttention"),
+    "lightweight_noattn": ("eegattn.models.ablation", "LightweightResponseTimeCNN"),
+    "eegnex": ("eegattn.models.eegnex", "NormalizedEEGNeX"),
+}
+
+# public class / helper name -> module (loaded on first access)
+_LAZY = {cls: module for module, cls in _MODELS.values()} | {
+    "EEGInputNormalization": "eegattn.models.normalization",
+    "check_eeg_input": "eegattn.models.normalization",
+    "AttentionBlock": "eegattn.models.blocks",
+    "ConvStage": "eegattn.models.blocks",
+}
+
+_SIGNAL_ARGS = ("n_chans", "n_outputs", "n_times", "sfreq")
+
+__all__ = ["available_models", "build_model", "model_class", *sorted(_LAZY)]
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`build_model`, sorted."""
+    return sorted(_MODELS)
+
+
+def model_class(name: str) -> type:
+    """The class registered as ``name`` (imports its module)."""
+    try:
+        module, cls = _MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown model {name!r}; choose one of {', '.join(available_models())}"
+        ) from None
+    return getattr(import_module(module), cls)
+
+
+def model_options(name: str) -> dict[str, object]:
+    """The model options of ``name`` (beyond the signal arguments) with their defaults."""
+    params = inspect.signature(model_class(name).__init__).parameters
+    return {key: p.default for key, p in params.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def build_model(
+    name: str,
+    n_chans: int = 129,
+    n_outputs: int = 1,
+    n_times: int = 200,
+    sfreq: float = 100.0,
+    **options,
+):
+    """Build the EEG model ``name`` (see :func:`available_models`).
+
+    Parameters
+    ----------
+    name : str
+        ``lightweight``, ``improved``, ``lightweight_noattn`` or ``eegnex``.
+    n_chans, n_outputs, n_times, sfreq
+        Signal arguments: the model takes (batch, n_chans, n_times) windows sampled at
+        ``sfreq`` Hz and returns (batch, n_outputs).
+    **options
+        The model's own options (see :func:`model_options`), e.g. ``attention="standard"``,
+        ``attention_options={"heads": 4}``, ``inattention=True``, ``dropout=0.2``.
+
+    Returns
+    -------
+    torch.nn.Module (a braindecode ``EEGModuleMixin``), in training mode.
+    """
+    cls = model_class(name)
+    valid = model_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
+            f"valid options: {', '.join(valid)}"
+        )
+    return cls(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **options)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'eegattn.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

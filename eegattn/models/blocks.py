@@ -1,0 +1,349 @@
+"""Building blocks of the convolution + attention EEG regressors (seed 002).
+
+Seed 002 ("Sparse Multi-Head Attention", the challenge-1 response-time models) describes the
+pieces: convolution stages (Conv1d with bias -> BatchNorm1d -> ReLU -> dropout -> max-pool),
+a sequence attention block (attention + residual + LayerNorm, then a d -> 2d -> d GELU
+feed-forward with residual), global pooling and an MLP regression head.
+
+:class:`ConvAttentionRegressorMixin` assembles them; the model classes in ``lightweight.py``,
+``improved.py`` and ``ablation.py`` only choose the defaults.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from numbers import Real
+
+import torch
+from torch import Tensor, nn
+
+from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
+POOLINGS = ("avg", "avgmax")
+
+
+# ---------------------------------------------------------------------------------------------
+# option checks
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _int_tuple(name: str, values, *, allow_empty: bool = False) -> tuple[int, ...]:
+    if isinstance(values, int | str) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a list of positive integers, got {values!r}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} is empty; give at least one value")
+    return tuple(_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def _probability(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks
+
+
+class ConvStage(nn.Sequential):
+    """``Conv1d`` (bias, "same" padding) -> ``BatchNorm1d`` -> activation -> dropout -> max-pool.
+
+    The dropout is ``nn.Dropout(dropout)`` or, with ``inattention=True``, an
+    :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (seed 000) built
+    with ``dropout_prob=dropout`` and ``inattention_options``. ``pool=1`` skips the pooling.
+
+    Shapes: (b, in_channels, t) -> (b, out_channels, t // pool).
+    Parameters: ``in * out * kernel + out`` (conv) + ``2 * out`` (norm) [+ inattention's].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        pool: int = 2,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        inattention: bool = False,
+        inattention_options: dict | None = None,
+    ) -> None:
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["conv"] = nn.Conv1d(in_channels, out_channels, kernel_size, padding="same")
+        layers["norm"] = nn.BatchNorm1d(out_channels)
+        layers["act"] = _activation(activation)
+        if inattention:
+            from eegattn.attention import InattentionDropout
+
+            layers["drop"] = InattentionDropout(
+                out_channels, dropout_prob=dropout, **(inattention_options or {})
+            )
+        else:
+            layers["drop"] = nn.Dropout(dropout)
+        if pool > 1:
+            layers["pool"] = nn.MaxPool1d(pool)
+        super().__init__(layers)
+
+
+class AttentionBlock(nn.Module):
+    """Sequence attention with residual and LayerNorm, then a GELU feed-forward with residual.
+
+    ``x = norm(x + attention(x)); x = x + ffn(x)`` with ``ffn = Linear(d, r d) -> GELU ->
+    Dropout -> Linear(r d, d) -> Dropout`` (post-norm, as seed 002's models). The attention is
+    any registry mechanism, ``build_attention(attention, dim=d, dropout=dropout,
+    **attention_options)`` (``attention_options`` may set ``heads`` and override ``dropout``).
+
+    Shapes: (b, n, d) -> (b, n, d).
+    Parameters: the mechanism's + ``2 d`` (LayerNorm) + ``2 r d^2 + r d + d`` (FFN).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        attention: str = "sparse",
+        attention_options: dict | None = None,
+        dropout: float = 0.0,
+        ffn_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        from eegattn.attention import build_attention
+
+        options = {"dropout": dropout, **(attention_options or {})}
+        self.attention = build_attention(attention, dim=dim, **options)
+        self.norm = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_ratio * dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_ratio * dim, dim),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.norm(x + self.attention(x))
+        return x + self.ffn(x)
+
+
+class GlobalPool(nn.Module):
+    """Pool (b, n, d) over the sequence: ``"avg"`` -> (b, d); ``"avgmax"`` -> (b, 2 d)."""
+
+    def __init__(self, mode: str = "avg") -> None:
+        super().__init__()
+        if mode not in POOLINGS:
+            raise ValueError(f"unknown pooling {mode!r}; choose one of {', '.join(POOLINGS)}")
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=1)
+        if self.mode == "avg":
+            return mean
+        return torch.cat([mean, x.amax(dim=1)], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class RegressionHead(nn.Sequential):
+    """MLP ``in -> hidden[0] -> ... -> n_outputs`` with ReLU and dropout between layers.
+
+    Shapes: (b, in_features) -> (b, n_outputs).
+    """
+
+    def __init__(
+        self, in_features: int, hidden: Sequence[int], n_outputs: int, dropout: float = 0.0
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_outputs))
+        super().__init__(*layers)
+
+
+def collect_gates(module: nn.Module) -> dict[str, Tensor]:
+    """Last gate values of every gate inside ``module``, keyed by submodule name.
+
+    Channel gates give (b, channels), temporal gates (b, time) (``last_gate``), inattention
+    dropouts their keep probabilities (``last_keep_prob``). Empty before the first forward.
+    """
+    gates: dict[str, Tensor] = {}
+    for name, sub in module.named_modules():
+        for attr in ("last_gate", "last_keep_prob"):
+            value = getattr(sub, attr, None)
+            if isinstance(value, Tensor):
+                gates[name] = value
+    return gates
+
+
+class TraceableDirMixin:
+    """Hide braindecode signal properties that raise from ``dir()`` so ``torch.jit.trace`` works.
+
+    ``torch.jit.trace`` probes every name in ``dir(module)`` with ``hasattr``, which only
+    tolerates AttributeError; braindecode 1.8.1's ``EEGModuleMixin`` properties raise
+    ValueError when unset (``chs_info`` without channel info, ``sfreq`` without a sampling
+    rate), so tracing any braindecode model built without ``chs_info`` fails. Mix this in
+    before ``nn.Module``; the properties themselves behave as before.
+    """
+
+    def __dir__(self):
+        names = []
+        for name in super().__dir__():
+            if isinstance(getattr(type(self), name, None), property):
+                try:
+                    getattr(self, name)
+                except ValueError:
+                    continue
+            names.append(name)
+        return names
+
+
+# ---------------------------------------------------------------------------------------------
+# the assembled network
+
+
+class ConvAttentionRegressorMixin(TraceableDirMixin):
+    """Layers and forward shared by the convolution + attention regressors.
+
+    Mixed into ``EEGModuleMixin`` + ``nn.Module`` classes that call :meth:`_build_layers` in
+    their ``__init__`` after ``EEGModuleMixin.__init__`` (so ``n_chans``, ``n_times`` and
+    ``n_outputs`` are known).
+
+    Forward, input (b, n_chans, n_times) in volts -> output (b, n_outputs):
+    check shape (ValueError) -> :class:`EEGInputNormalization` -> channel gate -> temporal gate
+    -> convolution stages (b, C, T) -> transpose (b, T, C) -> attention blocks -> global pool
+    -> regression head.
+    """
+
+    def _build_layers(
+        self,
+        *,
+        dropout: float,
+        attention: str,
+        attention_options: dict | None,
+        inattention: bool,
+        inattention_options: dict | None,
+        conv_channels: Sequence[int],
+        kernel_sizes: Sequence[int],
+        pool_sizes: Sequence[int],
+        channel_reduction: int | None,
+        temporal_kernel: int | None,
+        n_attention_blocks: int,
+        ffn_ratio: int,
+        pooling: str,
+        head_hidden: Sequence[int],
+        activation: str,
+        input_scale: float,
+        flat_eps: float,
+    ) -> None:
+        from eegattn.attention import ChannelAttention, TemporalAttention
+
+        n_chans, n_times, n_outputs = self.n_chans, self.n_times, self.n_outputs
+        _positive_int("n_chans", n_chans)
+        _positive_int("n_times", n_times)
+        _positive_int("n_outputs", n_outputs)
+        dropout = _probability("dropout", dropout)
+        conv_channels = _int_tuple("conv_channels", conv_channels)
+        kernel_sizes = _int_tuple("kernel_sizes", kernel_sizes)
+        pool_sizes = _int_tuple("pool_sizes", pool_sizes)
+        if not len(conv_channels) == len(kernel_sizes) == len(pool_sizes):
+            raise ValueError(
+                f"conv_channels, kernel_sizes and pool_sizes need one entry per convolution "
+                f"stage; got {len(conv_channels)}, {len(kernel_sizes)} and {len(pool_sizes)}"
+            )
+        steps = n_times
+        for p in pool_sizes:
+            steps //= p
+        if steps < 1:
+            raise ValueError(
+                f"n_times={n_times} is too short for pool_sizes={list(pool_sizes)}: no time step "
+                "is left after pooling; use longer windows or smaller pool_sizes"
+            )
+        if (
+            isinstance(n_attention_blocks, bool)
+            or not isinstance(n_attention_blocks, int)
+            or (n_attention_blocks < 0)
+        ):
+            raise ValueError(
+                f"n_attention_blocks must be an integer >= 0, got {n_attention_blocks!r}"
+            )
+        head_hidden = _int_tuple("head_hidden", head_hidden, allow_empty=True)
+        for name, options in (
+            ("attention_options", attention_options),
+            ("inattention_options", inattention_options),
+        ):
+            if options is not None and not isinstance(options, dict):
+                raise ValueError(f"{name} must be a dict of keyword options, got {options!r}")
+
+        self.normalize = EEGInputNormalization(scale=input_scale, eps=flat_eps)
+        self.channel_attention = (
+            nn.Identity()
+            if channel_reduction is None
+            else ChannelAttention(n_chans, reduction_ratio=channel_reduction)
+        )
+        self.temporal_attention = (
+            nn.Identity() if temporal_kernel is None else TemporalAttention(temporal_kernel)
+        )
+        stages = []
+        width = n_chans
+        for out, kernel, pool in zip(conv_channels, kernel_sizes, pool_sizes, strict=True):
+            stages.append(
+                ConvStage(
+                    width,
+                    out,
+                    kernel,
+                    pool=pool,
+                    dropout=dropout,
+                    activation=activation,
+                    inattention=inattention,
+                    inattention_options=inattention_options,
+                )
+            )
+            width = out
+        self.conv_stages = nn.Sequential(*stages)
+        self.attention_blocks = nn.Sequential(
+            *(
+                AttentionBlock(
+                    width,
+                    attention=attention,
+                    attention_options=attention_options,
+                    dropout=dropout,
+                    ffn_ratio=_positive_int("ffn_ratio", ffn_ratio),
+                )
+                for _ in range(n_attention_blocks)
+            )
+        )
+        self.pool = GlobalPool(pooling)
+        pooled = width * (2 if pooling == "avgmax" else 1)
+        self.head = RegressionHead(pooled, head_hidden, n_outputs, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(b, n_chans, n_times) volts -> (b, n_outputs). NaN/Inf raise in training mode."""
+        check_eeg_input(x, self.n_chans, self.n_times, check_finite=self.training)
+        x = self.normalize(x)
+        x = self.temporal_attention(self.channel_attention(x))
+        x = self.conv_stages(x)  # (b, C, T)
+        x = self.attention_blocks(x.transpose(1, 2))  # (b, T, C)
+        return self.head(self.pool(x))
+
+    def gate_values(self) -> dict[str, Tensor]:
+        """Gate values of the last forward (see :func:`collect_gates`), e.g.
+        ``{"channel_attention": (b, n_chans), "temporal_attention": (b, n_times)}``."""
+        return collect_gates(self)

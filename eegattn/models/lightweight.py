@@ -1,0 +1,133 @@
+"""The lightweight response-time regressor with channel gate and sparse attention (seed 002)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from braindecode.models.base import EEGModuleMixin
+from torch import nn
+
+from eegattn.models.blocks import ConvAttentionRegressorMixin
+from eegattn.models.normalization import MICROVOLTS_PER_VOLT
+
+
+class LightweightResponseTimeCNNWithAttention(
+    ConvAttentionRegressorMixin, EEGModuleMixin, nn.Module
+):
+    """Convolutional regressor with a channel gate and one sparse attention block.
+
+    Source: seed 002 ("LightweightResponseTimeCNNWithAttention", the recommended challenge-1
+    model, 846,289 parameters at 129 channels x 200 samples). With the defaults, at 129 x 200::
+
+        input (b, 129, 200) volts
+        -> EEGInputNormalization (microvolts, per-window per-channel z-score; flat -> 0)
+        -> ChannelAttention(129, reduction 16)                      (b, 129, 200)
+        -> Conv1d(129->128, k7) BN ReLU Dropout MaxPool(2)          (b, 128, 100)
+        -> Conv1d(128->256, k5) BN ReLU Dropout MaxPool(2)          (b, 256, 50)
+        -> transpose                                                (b, 50, 256)
+        -> x = LayerNorm(x + sparse(x)); x = x + FFN(256->512->256)  (b, 50, 256)
+        -> mean over time                                           (b, 256)
+        -> Linear 256->128->32->n_outputs (ReLU, dropout)           (b, n_outputs)
+
+    The sparse mechanism shares the 50 tokens out among 25 heads (``scale_factor=0.5``) and
+    uses a fixed permutation in evaluation, so predictions are deterministic.
+
+    Parameters
+    ----------
+    n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
+        braindecode's signal arguments (``n_chans`` and ``n_times`` must be known or
+        inferable). The input must be exactly (batch, n_chans, n_times), else ValueError.
+    dropout : float
+        Dropout of the convolution stages, attention weights, FFN and head (seed: 0.4).
+    attention : str
+        Registry name of the sequence mechanism (``eegattn.attention.available_attention()``).
+    attention_options : dict, optional
+        Keyword options of the mechanism (``heads``, ``scale_factor``, ``dropout``, ...).
+    inattention : bool
+        Replace the convolution stages' dropout by ``InattentionDropout`` (seed 000).
+    inattention_options : dict, optional
+        Keyword options of ``InattentionDropout`` (``num_stacks``, ``mode``, ...).
+    conv_channels, kernel_sizes, pool_sizes : sequence of int
+        One entry per convolution stage (a pool size of 1 keeps the length).
+    channel_reduction : int or None
+        Reduction ratio of the channel gate; None removes the gate.
+    temporal_kernel : int or None
+        Kernel of a temporal gate after the channel gate; None (default) means none.
+    n_attention_blocks : int
+        Number of attention blocks (0 removes them).
+    ffn_ratio : int
+        FFN hidden width as a multiple of the model width.
+    pooling : {"avg", "avgmax"}
+        Global pooling over time; "avgmax" concatenates mean and max (head input 2x width).
+    head_hidden : sequence of int
+        Hidden widths of the regression head.
+    activation : {"relu", "gelu", "elu"}
+        Activation of the convolution stages.
+    input_scale : float
+        Input units to microvolts (1e6 for volts).
+    flat_eps : float
+        A channel whose window std is below this many microvolts is flat and becomes 0.
+
+    Notes
+    -----
+    NaN / Inf inputs raise a ValueError in training mode; in evaluation mode they are not
+    checked (no host sync, so the model traces and runs fast) and propagate to the output.
+    ``gate_values()`` returns the last channel gate (b, n_chans) and inattention keep
+    probabilities for plotting.
+    """
+
+    def __init__(
+        self,
+        n_chans: int | None = None,
+        n_outputs: int | None = None,
+        n_times: int | None = None,
+        chs_info=None,
+        input_window_seconds: float | None = None,
+        sfreq: float | None = None,
+        *,
+        dropout: float = 0.4,
+        attention: str = "sparse",
+        attention_options: dict | None = None,
+        inattention: bool = False,
+        inattention_options: dict | None = None,
+        conv_channels: Sequence[int] = (128, 256),
+        kernel_sizes: Sequence[int] = (7, 5),
+        pool_sizes: Sequence[int] = (2, 2),
+        channel_reduction: int | None = 16,
+        temporal_kernel: int | None = None,
+        n_attention_blocks: int = 1,
+        ffn_ratio: int = 2,
+        pooling: str = "avg",
+        head_hidden: Sequence[int] = (128, 32),
+        activation: str = "relu",
+        input_scale: float = MICROVOLTS_PER_VOLT,
+        flat_eps: float = 1e-3,
+    ) -> None:
+        super().__init__(
+            n_outputs=n_outputs,
+            n_chans=n_chans,
+            chs_info=chs_info,
+            n_times=n_times,
+            input_window_seconds=input_window_seconds,
+            sfreq=sfreq,
+        )
+        del n_outputs, n_chans, chs_info, n_times, input_window_seconds, sfreq
+        self._build_layers(
+            dropout=dropout,
+            attention=attention,
+            attention_options=attention_options,
+            inattention=inattention,
+            inattention_options=inattention_options,
+            conv_channels=conv_channels,
+            kernel_sizes=kernel_sizes,
+            pool_sizes=pool_sizes,
+            channel_reduction=channel_reduction,
+            temporal_kernel=temporal_kernel,
+            n_attention_blocks=n_attention_blocks,
+            ffn_ratio=ffn_ratio,
+            pooling=pooling,
+            head_hidden=head_hidden,
+            activation=activation,
+            input_scale=input_scale,
+            flat_eps=flat_eps,
+        )
