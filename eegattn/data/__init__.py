@@ -16,6 +16,10 @@ _LAZY = {
     "load_truth": "eegattn.data.synthetic",
     "default_cache_dir": "eegattn.data.synthetic",
     "release_folder_name": "eegattn.data.synthetic",
+    "load_challenge_windows": "eegattn.data.cache",
+    "WindowSet": "eegattn.data.windows",
+    "ccd_trial_table": "eegattn.data.windows",
+    "open_releases": "eegattn.data.hbn",
     "HBN_CHANNELS": "eegattn.data.montage",
     "set_hydrocel_montage": "eegattn.data.montage",
 }
