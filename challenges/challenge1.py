@@ -7,17 +7,9 @@ A thin script over `eegattn.training.pipeline.run_challenge`; the same as
     python challenges/challenge1.py --root /data/hbn --releases R1 R2 R3 --test-release R5
 """
 
-import argparse
 import sys
 
-from eegattn.commands import train
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    train.add_arguments(parser, challenge=1)
-    return train.run(parser.parse_args(argv))
-
+from eegattn.cli import script_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main("train", __doc__.splitlines()[0], challenge=1))

@@ -48,18 +48,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_guarded(prog: str, run, args: argparse.Namespace) -> int:
+    """Call ``run(args)``; expected user errors print one line (no traceback), exit code 2."""
+    try:
+        return int(run(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def script_main(command: str, description: str, argv: list[str] | None = None,
+                **defaults) -> int:
+    """Entry point of the thin scripts in ``pipelines/`` and ``challenges/``: the subcommand
+    ``command`` with ``defaults`` fixed (e.g. ``challenge=1``) and hidden from the options."""
+    module = import_module(f"eegattn.commands.{command}")
+    parser = argparse.ArgumentParser(description=description)
+    module.add_arguments(parser, **defaults)
+    args = parser.parse_args(argv)
+    for key, value in defaults.items():
+        setattr(args, key, value)
+    return run_guarded(parser.prog, module.run, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
-    try:
-        return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        # Expected user errors: one clear line, no traceback.
-        print(f"eegattn {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_guarded(f"eegattn {args.command}", args._run, args)
 
 
 if __name__ == "__main__":

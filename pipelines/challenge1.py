@@ -9,37 +9,9 @@ challenge starter kit (eegdash + braindecode). Reads local releases ``<root>/EEG
 A second run with the same inputs and options reads the windows from the cache at once.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from eegattn.commands.preprocess import add_window_arguments, window_options
-
-CHALLENGE = 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_window_arguments(parser, challenge=False)
-    parser.add_argument("--summary-json", default=None,
-                        help="also write what was kept / dropped to this JSON file")
-    args = parser.parse_args(argv)
-
-    from eegattn.data.cache import describe_windows, load_challenge_windows
-
-    try:
-        windows = load_challenge_windows(CHALLENGE, **window_options(args))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"challenge{CHALLENGE}: error: {err}", file=sys.stderr)
-        return 2
-    print(describe_windows(windows))
-    if args.summary_json:
-        from eegattn.data.cache import write_summary
-
-        write_summary(windows, args.summary_json)
-    return 0
-
+from eegattn.cli import script_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main("preprocess", __doc__.splitlines()[0], challenge=1))

@@ -78,3 +78,22 @@ def test_console_script_help():
     assert result.returncode == 0
     for cmd in ("demo", "synth", "train", "package", "validate-submission", "baseline"):
         assert cmd in result.stdout
+
+
+def test_pipeline_scripts_help_and_clean_errors(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for script in ("pipelines/challenge1.py", "pipelines/challenge2.py",
+                   "challenges/challenge1.py", "challenges/challenge2.py"):
+        result = subprocess.run([sys.executable, str(repo / script), "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "--root" in result.stdout, script
+    missing = tmp_path / "no-such-root"
+    result = subprocess.run(
+        [sys.executable, str(repo / "pipelines/challenge1.py"), "--root", str(missing)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "error" in result.stderr and str(missing) in result.stderr
+    assert "Traceback" not in result.stderr

@@ -452,3 +452,22 @@ def test_model_options_lists_defaults():
     options = model_options("lightweight")
     assert options["attention"] == "sparse" and options["dropout"] == 0.4
     assert "n_chans" not in options
+
+
+def test_sinusoidal_positions_add_no_parameters_but_order_information():
+    torch.manual_seed(0)
+    plain = build_model("lightweight").eval()
+    coded = build_model("lightweight", positional="sinusoidal").eval()
+    coded.load_state_dict(plain.state_dict())  # same keys: the table is not saved
+    assert sum(p.numel() for p in coded.parameters()) == 846_289
+    tokens = torch.randn(2, 50, 256)
+    block_input = coded.position(tokens)
+    assert not torch.allclose(block_input, tokens)
+    # the codes differ per step, so two equal tokens at different steps become different
+    same = torch.ones(1, 50, 256)
+    coded_same = coded.position(same)
+    assert not torch.allclose(coded_same[0, 0], coded_same[0, 1])
+    x = torch.randn(3, 129, 200) * 1e-5
+    assert not torch.allclose(plain(x), coded(x))
+    with pytest.raises(ValueError, match="positional"):
+        build_model("lightweight", positional="rotary")

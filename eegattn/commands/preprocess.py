@@ -80,13 +80,17 @@ def window_options(args: argparse.Namespace) -> dict:
     )  # fmt: skip
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_window_arguments(parser, challenge=True)
+def add_arguments(parser: argparse.ArgumentParser, challenge: int | None = None) -> None:
+    add_window_arguments(parser, challenge=challenge is None)
+    parser.add_argument("--summary-json", default=None,
+                        help="also write what was kept / dropped to this JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegattn.data.cache import describe_windows, load_challenge_windows
+    from eegattn.data.cache import describe_windows, load_challenge_windows, write_summary
 
     windows = load_challenge_windows(args.challenge, **window_options(args))
     print(describe_windows(windows))
+    if args.summary_json:
+        write_summary(windows, args.summary_json)
     return 0

@@ -1,6 +1,6 @@
 """Open HBN releases of the EEG Foundation Challenge 2025 from local BIDS folders (or eegdash).
 
-Layout (``/work/shared/challenge-facts.md``)::
+Layout (as the challenge publishes the releases)::
 
     <root>/EEG2025r<N>[mini]/participants.tsv
     <root>/EEG2025r<N>[mini]/dataset_description.json

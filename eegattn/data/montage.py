@@ -1,7 +1,7 @@
 """The HBN EEG cap: EGI GSN-HydroCel-129 channel names, positions and scalp patterns.
 
 HBN records 129 channels, ``E1`` .. ``E128`` plus ``Cz`` (E129), referenced to Cz, so ``Cz`` is
-a flat channel in every released file (see ``/work/shared/challenge-facts.md``). MNE ships the
+a flat channel in every released file. MNE ships the
 layout as the standard montage ``"GSN-HydroCel-129"`` with exactly these names.
 
 Landmarks used here (10-20 equivalents on the HydroCel-129 net): Fz = E11, Pz = E62, Oz = E75;

@@ -1,7 +1,7 @@
 """Synthetic HBN-like challenge releases with planted ground truth, and their oracle.
 
 ``make_release`` writes a folder that the real loading path reads exactly like a downloaded
-EEG Foundation Challenge 2025 release (facts: ``/work/shared/challenge-facts.md``):
+EEG Foundation Challenge 2025 release:
 
 - ``<root>/EEG2025r5`` (full layout: generated NDAR-style IDs such as ``NDARAB793GL3``, plus 2-3
   of the nine subjects the challenge-1 starter kit excludes, so exclusion is exercised), or

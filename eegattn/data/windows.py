@@ -1,6 +1,6 @@
 """Challenge windows: the CCD trial table, challenge-1 and challenge-2 windowing, ``WindowSet``.
 
-Facts (``/work/shared/challenge-facts.md``, EEG Foundation Challenge 2025 starter kit):
+Facts (EEG Foundation Challenge 2025 starter kit and eegdash 0.9.1):
 
 - Challenge 1 (response time): per contrast-change-detection (CCD) trial, the first stimulus
   (``left_target`` / ``right_target``) inside ``[trial start, next trial start)`` and the first

@@ -11,6 +11,7 @@ feed-forward with residual), global pooling and an MLP regression head.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from numbers import Real
@@ -141,6 +142,28 @@ class AttentionBlock(nn.Module):
         return x + self.ffn(x)
 
 
+class SinusoidalPosition(nn.Module):
+    """Add fixed sine/cosine position codes (Vaswani et al. 2017) to (b, n, d) tokens.
+
+    No parameters (the table is a non-persistent buffer, so state dicts are unchanged). Seed
+    002's models have no positional information: after convolutions with small receptive
+    fields, order-free attention and global pooling they barely know *when* something happened,
+    which is what a response-time latency is. ``positional="sinusoidal"`` restores that.
+    """
+
+    def __init__(self, dim: int, max_len: int) -> None:
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float32)[:, None]
+        freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(1e4) / dim))
+        table = torch.zeros(max_len, dim)
+        table[:, 0::2] = torch.sin(position * freq)
+        table[:, 1::2] = torch.cos(position * freq[: dim // 2])
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.table[: x.shape[1]]
+
+
 class GlobalPool(nn.Module):
     """Pool (b, n, d) over the sequence: ``"avg"`` -> (b, d); ``"avgmax"`` -> (b, 2 d)."""
 
@@ -249,6 +272,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         ffn_ratio: int,
         pooling: str,
         head_hidden: Sequence[int],
+        positional: str | None = None,
         activation: str,
         input_scale: float,
         flat_eps: float,
@@ -318,6 +342,15 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
             )
             width = out
         self.conv_stages = nn.Sequential(*stages)
+        if positional not in (None, "none", "sinusoidal"):
+            raise ValueError(
+                f"positional must be None/'none' (seed 002) or 'sinusoidal', got {positional!r}"
+            )
+        self.position = (
+            SinusoidalPosition(width, steps)
+            if positional == "sinusoidal" and n_attention_blocks
+            else nn.Identity()
+        )
         self.attention_blocks = nn.Sequential(
             *(
                 AttentionBlock(
@@ -340,7 +373,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         x = self.normalize(x)
         x = self.temporal_attention(self.channel_attention(x))
         x = self.conv_stages(x)  # (b, C, T)
-        x = self.attention_blocks(x.transpose(1, 2))  # (b, T, C)
+        x = self.attention_blocks(self.position(x.transpose(1, 2)))  # (b, T, C)
         return self.head(self.pool(x))
 
     def gate_values(self) -> dict[str, Tensor]:

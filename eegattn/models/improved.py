@@ -74,6 +74,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
         pooling: str = "avgmax",
         head_hidden: Sequence[int] = (256, 64),
         activation: str = "relu",
+        positional: str | None = None,
         input_scale: float = MICROVOLTS_PER_VOLT,
         flat_eps: float = 1e-3,
     ) -> None:
@@ -102,6 +103,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
             pooling=pooling,
             head_hidden=head_hidden,
             activation=activation,
+            positional=positional,
             input_scale=input_scale,
             flat_eps=flat_eps,
         )

@@ -57,6 +57,9 @@ class LightweightResponseTimeCNNWithAttention(
         Number of attention blocks (0 removes them).
     ffn_ratio : int
         FFN hidden width as a multiple of the model width.
+    positional : None or "sinusoidal"
+        Fixed sinusoidal position codes added before the attention blocks (no parameters).
+        None (the seed) leaves the attention and pooling blind to time order.
     pooling : {"avg", "avgmax"}
         Global pooling over time; "avgmax" concatenates mean and max (head input 2x width).
     head_hidden : sequence of int
@@ -100,6 +103,7 @@ class LightweightResponseTimeCNNWithAttention(
         pooling: str = "avg",
         head_hidden: Sequence[int] = (128, 32),
         activation: str = "relu",
+        positional: str | None = None,
         input_scale: float = MICROVOLTS_PER_VOLT,
         flat_eps: float = 1e-3,
     ) -> None:
@@ -128,6 +132,7 @@ class LightweightResponseTimeCNNWithAttention(
             pooling=pooling,
             head_hidden=head_hidden,
             activation=activation,
+            positional=positional,
             input_scale=input_scale,
             flat_eps=flat_eps,
         )
