@@ -11,6 +11,7 @@ model is built or its class is accessed.
 from __future__ import annotations
 
 import inspect
+import warnings
 from importlib import import_module
 
 # name -> (module, class)
@@ -47,7 +48,15 @@ def model_class(name: str) -> type:
         raise ValueError(
             f"unknown model {name!r}; choose one of {', '.join(available_models())}"
         ) from None
-    return getattr(import_module(module), cls)
+    return getattr(_import_quietly(module), cls)
+
+
+def _import_quietly(module: str):
+    # braindecode 1.8's model zoo builds MNE montages at import time and MNE 1.13 warns
+    # (FutureWarning, 'standard_1020' renamed) on every import: noise for our users.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message="Montage name")
+        return import_module(module)
 
 
 def model_options(name: str) -> dict[str, object]:
@@ -94,7 +103,7 @@ def build_model(
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        value = getattr(_import_quietly(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'eegattn.models' has no attribute {name!r}")
