@@ -1,0 +1,83 @@
+"""Cross-domain baselines: the attention mechanisms on images and text before EEG.
+
+- :mod:`eegattn.baselines.vision` - seed 000's baseline / Inattention CNN and a ViT per
+  attention mechanism on scikit-learn's 8x8 digits (embedded) or a local CIFAR-10 folder.
+- :mod:`eegattn.baselines.language` - a causal transformer LM per mechanism on synthetic
+  associative recall and selective copying, and byte-level perplexity on a text corpus.
+- :mod:`eegattn.baselines.plots` - PNG figures (learning curves, attention maps, inattention
+  masks and alphas, GSN-HydroCel-129 topomaps, temporal gates) used by the EEG runs as well.
+
+Each run writes ``table.md``, ``results.json`` and PNG plots into a new run folder. This module
+imports only the standard library; the submodules import torch when they are imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import import_module
+from pathlib import Path
+
+__all__ = [
+    "make_run_dir",
+    "run_language_baseline",
+    "run_vision_baseline",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+_LAZY = {
+    "run_vision_baseline": "eegattn.baselines.vision",
+    "run_language_baseline": "eegattn.baselines.language",
+}
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    """``obj`` as indented JSON (NaN / Inf refused by ``allow_nan=False``)."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:
+    """A new, empty run folder: ``run_dir`` itself (which must not exist yet) or
+    ``<out>/<name>-YYYYmmdd-HHMMSS[-N]`` (see :func:`eegattn.training.runs.create_run_dir`).
+    An existing folder is never reused."""
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if run_dir.exists():
+            raise FileExistsError(
+                f"run folder {run_dir} already exists; baselines never reuse a folder: choose a "
+                "new --run-dir or leave it out to get a fresh folder under --out"
+            )
+        if not run_dir.parent.is_dir():
+            raise FileNotFoundError(
+                f"parent folder {run_dir.parent} of --run-dir does not exist; create it first"
+            )
+        run_dir.mkdir(exist_ok=False)
+        return run_dir
+    from eegattn.training.runs import create_run_dir
+
+    return create_run_dir(out, name)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'eegattn.baselines' has no attribute {name!r}")
