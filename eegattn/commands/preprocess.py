@@ -22,7 +22,8 @@ def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = T
     data.add_argument("--root", default=None,
                       help="folder holding EEG2025r<N>[mini] release folders (default: the "
                       "project cache, $EEGATTN_CACHE or ./cache)")
-    data.add_argument("--release", nargs="+", default=["R5"], metavar="R",
+    data.add_argument("--release", "--releases", dest="release", nargs="+", default=["R5"],
+                      metavar="R",
                       help="releases to use, e.g. R1 R2 (default: R5)")
     data.add_argument("--mini", action="store_true", help="use the EEG2025r<N>mini folders")
     data.add_argument("--tasks", nargs="+", default=None, metavar="TASK",

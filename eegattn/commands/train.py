@@ -17,7 +17,8 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--root", default=None,
                         help="folder holding EEG2025r<N>[mini] releases (real HBN); "
                         "default: a synthetic release generated under --cache-dir")
-    parser.add_argument("--releases", nargs="+", default=["R5"], help="releases to load")
+    parser.add_argument("--releases", "--release", dest="releases", nargs="+", default=["R5"],
+                        help="releases to load (e.g. R1 R2 R3)")
     parser.add_argument("--test-release", default=None,
                         help="hold this release out as the test set (train on the others)")
     parser.add_argument("--mini", action="store_true", help="use the mini releases")

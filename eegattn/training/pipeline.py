@@ -49,8 +49,8 @@ def prepare_synthetic(releases, *, cache_dir=None, n_subjects=24, seed=0, mini=F
     """Generate (or reuse) one synthetic release per name and return their common root."""
     from eegattn.data.synthetic import default_cache_dir, make_release
 
+    # the same folder `eegattn synth` writes to, so a release is generated once
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    root = root / "synthetic"
     for i, release in enumerate(releases):
         # A different seed per release gives different subjects, like real releases.
         make_release(root, release=release, mini=mini, n_subjects=None if mini else n_subjects,
