@@ -4,7 +4,7 @@ Names exported here load lazily, so ``import eegattn`` (and ``eegattn --help``) 
 torch, mne, braindecode and eegdash are imported only when a name that needs them is used.
 """
 
-from importlib import import_module
+from eegattn._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,13 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eegattn' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports('eegattn', _LAZY, globals())

@@ -81,3 +81,22 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'eegattn.baselines' has no attribute {name!r}")
+
+
+def run_in_folder(config, run_dir, body, log=print):
+    """Shared prelude of the baseline runs: check ``config``, require an existing ``run_dir``,
+    apply ``config.threads`` to torch for the run only, then ``body(config, run_dir, log)``."""
+    import torch
+
+    config.check()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist; create it first")
+    log = log or (lambda _msg: None)
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return body(config, run_dir, log)
+    finally:  # leave the caller's thread setting as it was
+        torch.set_num_threads(previous_threads)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegattn.baselines import write_json_atomic, write_text_atomic
+from eegattn.baselines import run_in_folder, write_json_atomic, write_text_atomic
 from eegattn.baselines.plots import (
     plot_attention_maps,
     plot_bars,
@@ -580,18 +580,7 @@ def run_vision_baseline(
 ) -> dict:
     """Train every model for every seed, then write ``table.md``, ``results.json`` and PNG
     plots into ``run_dir`` (an existing, empty folder). Returns the results dict."""
-    config.check()
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist; create it first")
-    log = log or (lambda _msg: None)
-    previous_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        return _run_vision_baseline(config, run_dir, log)
-    finally:  # leave the caller's thread setting as it was
-        torch.set_num_threads(previous_threads)
+    return run_in_folder(config, run_dir, _run_vision_baseline, log)
 
 
 def _run_vision_baseline(config, run_dir: Path, log: Callable[[str], None]) -> dict:

@@ -7,7 +7,7 @@ Modules: ``synthetic`` (synthetic releases with planted truth and their oracle),
 Nothing heavy is imported here; the names below load their module on first use.
 """
 
-from importlib import import_module
+from eegattn._lazy import lazy_exports
 
 # public name -> module that defines it
 _LAZY = {
@@ -27,13 +27,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eegattn.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports('eegattn.data', _LAZY, globals())

@@ -5,7 +5,7 @@ Names load lazily so that ``import eegattn.training`` stays light (torch is impo
 a name that needs it is used).
 """
 
-from importlib import import_module
+from eegattn._lazy import lazy_exports
 
 _LAZY = {
     "EEGAttentionRegressor": "eegattn.training.estimator",
@@ -28,13 +28,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eegattn.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports('eegattn.training', _LAZY, globals())
