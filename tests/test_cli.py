@@ -97,3 +97,9 @@ def test_pipeline_scripts_help_and_clean_errors(tmp_path):
     assert result.returncode == 2
     assert "error" in result.stderr and str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_rejects_bad_model_options_cleanly():
+    from eegattn.cli import main
+
+    assert main(["demo", "--model-options", "{not json"]) == 2
