@@ -114,6 +114,11 @@ def _child_starter(spec: dict) -> dict:
                 float(np.float32(y)),
             )
         )
+    return _measured(entries, start, import_s, base)
+
+
+def _measured(entries, start: float, import_s: float, base: int, **extra) -> dict:
+    """One path's result: checksum over its windows, wall time and memory, plus ``extra``."""
     checksum, n = _window_digest(entries)
     seconds = time.perf_counter() - start
     return {
@@ -125,6 +130,7 @@ def _child_starter(spec: dict) -> dict:
         "peak_rss": common.peak_rss_bytes(),
         "peak_above_imports": common.peak_rss_bytes() - base,
         **_rss_parts(),
+        **extra,
     }
 
 
@@ -156,20 +162,9 @@ def _child_ours(spec: dict) -> dict:
         ((s, t, int(r), int(i)), zlib.crc32(np.ascontiguousarray(ws.X[k]).data), float(ws.y[k]))
         for k, (s, t, r, i) in enumerate(keys)
     ]
-    checksum, n = _window_digest(entries)
-    seconds = time.perf_counter() - start
-    return {
-        "status": "ok",
-        "seconds": seconds,
-        "import_s": import_s,
-        "n_windows": n,
-        "checksum": checksum,
-        "peak_rss": common.peak_rss_bytes(),
-        "peak_above_imports": common.peak_rss_bytes() - base,
-        **_rss_parts(),
-        "from_cache": isinstance(ws.X, np.memmap) and spec["mode"] == "cached",
-        "cache_key": ws.cache_key,
-    }
+    return _measured(entries, start, import_s, base,
+                     from_cache=isinstance(ws.X, np.memmap) and spec["mode"] == "cached",
+                     cache_key=ws.cache_key)
 
 
 def _plain(column) -> list:
