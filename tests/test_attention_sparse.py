@@ -186,3 +186,34 @@ def test_zero_length_and_single_token():
     assert module(torch.randn(2, 0, DIM)).shape == (2, 0, DIM)
     x = torch.randn(2, 1, DIM)
     torch.testing.assert_close(module(x), module.out_proj(module.v_proj(x)))
+
+
+@pytest.mark.parametrize("n", [7, 11, 50])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_dense_form_equals_grouped_form(n, causal, padded, mode):
+    dense = make(causal=causal, scale_factor=0.3)
+    grouped = make(causal=causal, scale_factor=0.3)
+    grouped.dense_max_tokens = 0  # force the gather/scatter form
+    assert n <= dense.dense_max_tokens
+    x = torch.randn(3, n, DIM)
+    padding = None
+    if padded:
+        padding = torch.ones(3, n, dtype=torch.bool)
+        padding[1, n // 2 :] = False
+        padding[2] = False  # nothing to attend to: zeros
+    outputs, grads = [], []
+    for module in (dense, grouped):
+        getattr(module, mode)()
+        xi = x.clone().requires_grad_()
+        torch.manual_seed(5)  # the same training permutation for both
+        out = module(xi, key_padding_mask=padding)
+        out.square().sum().backward()
+        outputs.append(out)
+        grads.append((xi.grad, module.q_proj.weight.grad))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    if padded:
+        assert (outputs[0][2] == 0).all()

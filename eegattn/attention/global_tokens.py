@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.local import BandLayout, band_logits, band_values, check_window
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
@@ -160,11 +161,11 @@ class GlobalTokenAttention(ProjectedAttention):
         if self.store_attention:
             self._keep(self._dense_weights(layout, band_w, glob_w, row_w, index, n))
 
-        band_w = F.dropout(band_w, self.dropout, self.training)
-        glob_w = F.dropout(glob_w, self.dropout, self.training)
+        band_w = apply_dropout(band_w, self.dropout, self.training)
+        glob_w = apply_dropout(glob_w, self.dropout, self.training)
         out = band_values(layout, band_w, v) + (glob_w @ glob_v)[..., :n, :]
         if index is not None:
-            row_w = F.dropout(row_w, self.dropout, self.training)
+            row_w = apply_dropout(row_w, self.dropout, self.training)
             out = out.index_copy(2, index, row_w @ v)
         return self._finish(out, (~has_key).all(dim=1))
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eegattn.attention.base import check_positive_int
+from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
 
@@ -148,7 +149,7 @@ class LinearAttention(ProjectedAttention):
                 den = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)  # (b, h, n, 1)
                 out = _divide(num, den)
             empty = self._empty_without_mask(key_padding_mask, b, n, m, x.device)
-        out = F.dropout(out, self.dropout, self.training)
+        out = apply_dropout(out, self.dropout, self.training)
         return self._finish(out, empty)
 
     def _causal(self, phi_q: Tensor, phi_k: Tensor, v: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
 
@@ -173,7 +174,7 @@ class LocalAttention(ProjectedAttention):
         weights = masked_softmax(logits, allowed)
         if self.store_attention:
             self._keep(layout.to_dense(weights))
-        weights = F.dropout(weights, self.dropout, self.training)
+        weights = apply_dropout(weights, self.dropout, self.training)
         out = band_values(layout, weights, v)
         empty = layout.unblock((~allowed.any(dim=-1, keepdim=True)).all(dim=1))[..., 0]
         return self._finish(out, empty)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
 
@@ -136,7 +137,7 @@ class NeuralAttention(ProjectedAttention):
         scores = self._mlp_tail(torch.relu(self.score_in(pairs)))
         weights = self._weights(scores, allowed, bias)
         self._keep(weights)
-        return functional.dropout(weights, self.dropout, self.training) @ v
+        return apply_dropout(weights, self.dropout, self.training) @ v
 
     def _chunked(self, q, k, v, allowed, bias) -> Tensor:
         b, h, n, proj = q.shape
@@ -157,7 +158,7 @@ class NeuralAttention(ProjectedAttention):
             weights = self._weights(scores, allowed_chunk, bias_chunk)
             if kept is not None and recording[0]:
                 kept.append(weights.detach())
-            return functional.dropout(weights, self.dropout, self.training) @ v_all
+            return apply_dropout(weights, self.dropout, self.training) @ v_all
 
         use_checkpoint = torch.is_grad_enabled()
         outputs = []

@@ -13,7 +13,9 @@ permutation restores the order. Differences from the seed, which fix its weaknes
 * padded tokens (``key_padding_mask``) are masked: real tokens never attend to them.
 
 The cost is ``O(n^2 / num_heads * dim)``, i.e. ``O(n * dim / scale_factor)``; it is a
-regulariser more than a speed-up at EEG sequence lengths.
+regulariser more than a speed-up at EEG sequence lengths. Up to ``dense_max_tokens`` tokens
+the same function runs as one dense ``(n, n)`` product under a block mask: at EEG lengths
+(50 tokens) the groups' gather and scatter copies cost more than the dense scores.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.attention import base
+from eegattn.attention.dropout import Dropout
 from eegattn.attention.registry import register_attention
 
 
@@ -87,6 +90,9 @@ class SparseTokenAttention(base.SequenceAttention):
     """
 
     supports_cross = False
+    #: Sequences up to this length use the dense block-masked form (same outputs); longer ones
+    #: gather the groups, whose cost grows as O(n * group size) instead of O(n^2).
+    dense_max_tokens = 128
 
     def __init__(
         self,
@@ -123,7 +129,7 @@ class SparseTokenAttention(base.SequenceAttention):
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(base.check_dropout(dropout))
+        self.dropout = Dropout(base.check_dropout(dropout))
         self.register_buffer("permutation_seed", torch.tensor(seed, dtype=torch.long))
 
     def heads_for(self, seq_len: int) -> int:
@@ -156,8 +162,17 @@ class SparseTokenAttention(base.SequenceAttention):
         b, n = x.shape[0], int(x.shape[1])  # n fixed under tracing: the layout depends on it
         if n == 0:
             return self.out_proj(x)  # (b, 0, dim)
+        if key_padding_mask is not None and (
+            key_padding_mask.shape != (b, n) or key_padding_mask.dtype != torch.bool
+        ):
+            raise ValueError(
+                f"key_padding_mask must be bool of shape (batch, seq) = {(b, n)}, True for "
+                f"real tokens; got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+            )
         perm = torch.randperm(n) if self.training else self.eval_permutation(n)
         index, valid, slot_of_position = group_layout(perm.to(x.device), self.heads_for(n))
+        if n <= self.dense_max_tokens and attn_mask is None:
+            return self._dense_forward(x, index, valid, key_padding_mask)
         groups, size = index.shape
 
         def gather(t: Tensor) -> Tensor:  # (b, n, ...) -> (b, groups, size, ...)
@@ -168,11 +183,6 @@ class SparseTokenAttention(base.SequenceAttention):
 
         allowed = valid[None, :, None, :]
         if key_padding_mask is not None:
-            if key_padding_mask.shape != (b, n) or key_padding_mask.dtype != torch.bool:
-                raise ValueError(
-                    f"key_padding_mask must be bool of shape (batch, seq) = {(b, n)}, True for "
-                    f"real tokens; got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-                )
             allowed = allowed & gather(key_padding_mask)[:, :, None, :]
         if self.causal:
             allowed = allowed & (index[:, None, :] <= index[:, :, None])[None]
@@ -187,6 +197,28 @@ class SparseTokenAttention(base.SequenceAttention):
         # a token with no allowed key outputs zeros, as in the other mechanisms
         allowed = allowed.expand(allowed.shape[0], groups, size, size)
         empty = (~allowed.any(-1)).reshape(-1, groups * size)[:, slot_of_position]
+        return out.masked_fill(empty[..., None], 0.0) if bool(empty.any()) else out
+
+    def _dense_forward(
+        self, x: Tensor, index: Tensor, valid: Tensor, key_padding_mask: Tensor | None
+    ) -> Tensor:
+        """The grouped attention as one (b, n, n) product where only same-group pairs count."""
+        n = x.shape[1]
+        group_ids = torch.arange(index.shape[0], device=x.device)[:, None].expand_as(index)
+        group_of = torch.empty(n, dtype=torch.long, device=x.device)
+        group_of[index[valid]] = group_ids[valid]
+        allowed = (group_of[:, None] == group_of[None, :])[None]  # (1, n, n)
+        if self.causal:
+            allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        if key_padding_mask is not None:
+            allowed = allowed & key_padding_mask[:, None, :]  # (b, n, n)
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.dim)  # (b, n, n)
+        weights = base.masked_softmax(logits, allowed)
+        if self.store_attention:
+            self._keep(weights[:, None])
+        out = self.out_proj(self.dropout(weights) @ v)
+        empty = ~allowed.any(-1)  # a token with no allowed key outputs zeros
         return out.masked_fill(empty[..., None], 0.0) if bool(empty.any()) else out
 
     @staticmethod

@@ -27,6 +27,7 @@ from eegattn.attention.base import (
     sdpa_mask,
     split_float_mask,
 )
+from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 
 
@@ -165,7 +166,7 @@ class ProjectedAttention(SequenceAttention):
         """Masked softmax of ``logits`` (b, h, n, m), kept for plots, dropout, times ``v``."""
         weights = masked_softmax(logits, mask)
         self._keep(weights)
-        weights = F.dropout(weights, self.dropout, self.training)
+        weights = apply_dropout(weights, self.dropout, self.training)
         return weights @ v
 
     def _finish(self, heads_out: Tensor, empty_rows: Tensor | None) -> Tensor:

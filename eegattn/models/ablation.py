@@ -35,7 +35,8 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
     n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, inattention, inattention_options, conv_channels, kernel_sizes, pool_sizes,
-    channel_reduction, temporal_kernel, pooling, head_hidden, activation, input_scale, flat_eps
+    downsample, channel_reduction, temporal_kernel, pooling, head_hidden, activation,
+    input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
     Notes
@@ -58,6 +59,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
         conv_channels: Sequence[int] = (128, 256),
         kernel_sizes: Sequence[int] = (7, 5),
         pool_sizes: Sequence[int] = (2, 2),
+        downsample: str = "maxpool",
         channel_reduction: int | None = None,
         temporal_kernel: int | None = None,
         pooling: str = "avg",
@@ -84,6 +86,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
             conv_channels=conv_channels,
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
+            downsample=downsample,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=0,

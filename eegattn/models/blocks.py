@@ -19,10 +19,12 @@ from numbers import Real
 import torch
 from torch import Tensor, nn
 
+from eegattn.attention.dropout import Dropout
 from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
 POOLINGS = ("avg", "avgmax")
+DOWNSAMPLINGS = ("maxpool", "stride")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,11 +67,16 @@ def _activation(name: str) -> nn.Module:
 class ConvStage(nn.Sequential):
     """``Conv1d`` (bias, "same" padding) -> ``BatchNorm1d`` -> activation -> dropout -> max-pool.
 
-    The dropout is ``nn.Dropout(dropout)`` or, with ``inattention=True``, an
-    :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (seed 000) built
-    with ``dropout_prob=dropout`` and ``inattention_options``. ``pool=1`` skips the pooling.
+    The dropout is :class:`~eegattn.attention.dropout.Dropout` or, with ``inattention=True``,
+    an :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (seed 000)
+    built with ``dropout_prob=dropout`` and ``inattention_options``. ``pool=1`` skips the
+    pooling. ``downsample="stride"`` replaces convolution + max-pool by a convolution with
+    stride ``pool`` (padding ``(kernel - 1) // 2``): the same parameters, ``pool`` times fewer
+    convolution FLOPs and no pooling pass, but a different function (it samples the filter
+    responses instead of taking their maximum).
 
-    Shapes: (b, in_channels, t) -> (b, out_channels, t // pool).
+    Shapes: (b, in_channels, t) -> (b, out_channels, t // pool) with ``"maxpool"``, or
+    (b, out_channels, :func:`stage_length`) with ``"stride"`` (``t / pool`` when it divides).
     Parameters: ``in * out * kernel + out`` (conv) + ``2 * out`` (norm) [+ inattention's].
     """
 
@@ -84,9 +91,17 @@ class ConvStage(nn.Sequential):
         activation: str = "relu",
         inattention: bool = False,
         inattention_options: dict | None = None,
+        downsample: str = "maxpool",
     ) -> None:
+        _check_downsample(downsample)
+        strided = downsample == "stride" and pool > 1
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["conv"] = nn.Conv1d(in_channels, out_channels, kernel_size, padding="same")
+        if strided:
+            layers["conv"] = nn.Conv1d(
+                in_channels, out_channels, kernel_size, stride=pool, padding=(kernel_size - 1) // 2
+            )
+        else:
+            layers["conv"] = nn.Conv1d(in_channels, out_channels, kernel_size, padding="same")
         layers["norm"] = nn.BatchNorm1d(out_channels)
         layers["act"] = _activation(activation)
         if inattention:
@@ -96,10 +111,28 @@ class ConvStage(nn.Sequential):
                 out_channels, dropout_prob=dropout, **(inattention_options or {})
             )
         else:
-            layers["drop"] = nn.Dropout(dropout)
-        if pool > 1:
+            layers["drop"] = Dropout(dropout)
+        if pool > 1 and not strided:
             layers["pool"] = nn.MaxPool1d(pool)
         super().__init__(layers)
+
+
+def _check_downsample(downsample: str) -> None:
+    if downsample not in DOWNSAMPLINGS:
+        raise ValueError(
+            f"unknown downsample {downsample!r}; choose 'maxpool' (seed 002: convolution, then "
+            "max-pool) or 'stride' (strided convolution, fewer FLOPs)"
+        )
+
+
+def stage_length(n_times: int, kernel_size: int, pool: int, downsample: str = "maxpool") -> int:
+    """Output length of a :class:`ConvStage` for an input of ``n_times`` samples."""
+    if pool == 1:
+        return n_times
+    if downsample == "stride":
+        padding = (kernel_size - 1) // 2
+        return max(0, (n_times + 2 * padding - kernel_size) // pool + 1)
+    return n_times // pool
 
 
 class AttentionBlock(nn.Module):
@@ -132,9 +165,9 @@ class AttentionBlock(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_ratio * dim),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(ffn_ratio * dim, dim),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -195,7 +228,7 @@ class RegressionHead(nn.Sequential):
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, n_outputs))
         super().__init__(*layers)
@@ -273,6 +306,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         pooling: str,
         head_hidden: Sequence[int],
         positional: str | None = None,
+        downsample: str = "maxpool",
         activation: str,
         input_scale: float,
         flat_eps: float,
@@ -292,9 +326,10 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
                 f"conv_channels, kernel_sizes and pool_sizes need one entry per convolution "
                 f"stage; got {len(conv_channels)}, {len(kernel_sizes)} and {len(pool_sizes)}"
             )
+        _check_downsample(downsample)
         steps = n_times
-        for p in pool_sizes:
-            steps //= p
+        for kernel, pool in zip(kernel_sizes, pool_sizes, strict=True):
+            steps = stage_length(steps, kernel, pool, downsample)
         if steps < 1:
             raise ValueError(
                 f"n_times={n_times} is too short for pool_sizes={list(pool_sizes)}: no time step "
@@ -338,6 +373,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
                     activation=activation,
                     inattention=inattention,
                     inattention_options=inattention_options,
+                    downsample=downsample,
                 )
             )
             width = out

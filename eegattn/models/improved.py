@@ -38,7 +38,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
     n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, attention, attention_options, inattention, inattention_options, conv_channels,
-    kernel_sizes, pool_sizes, channel_reduction, temporal_kernel, n_attention_blocks,
+    kernel_sizes, pool_sizes, downsample, channel_reduction, temporal_kernel, n_attention_blocks,
     ffn_ratio, pooling, head_hidden, activation, input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
@@ -67,6 +67,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
         conv_channels: Sequence[int] = (256, 512, 512),
         kernel_sizes: Sequence[int] = (7, 5, 3),
         pool_sizes: Sequence[int] = (2, 2, 1),
+        downsample: str = "maxpool",
         channel_reduction: int | None = 8,
         temporal_kernel: int | None = 7,
         n_attention_blocks: int = 2,
@@ -96,6 +97,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
             conv_channels=conv_channels,
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
+            downsample=downsample,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=n_attention_blocks,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from eegattn.attention import build_attention
 from eegattn.attention.base import check_positive_int
+from eegattn.attention.dropout import Dropout
 from eegattn.models.vision import TransformerBlock, attention_options_for
 
 __all__ = ["CausalTransformerLM"]
@@ -85,7 +86,7 @@ class CausalTransformerLM(nn.Module):
         nn.init.normal_(self.token_embed.weight, std=0.02)  # tied head: keep first logits small
         self.pos_embed = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
         self.shift = nn.Linear(dim, dim, bias=False) if token_shift else None
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         blocks = []
         for layer in range(depth):
             name = attention if layer == 0 or not first_layer_only else "standard"

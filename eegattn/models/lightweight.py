@@ -49,6 +49,10 @@ class LightweightResponseTimeCNNWithAttention(
         Keyword options of ``InattentionDropout`` (``num_stacks``, ``mode``, ...).
     conv_channels, kernel_sizes, pool_sizes : sequence of int
         One entry per convolution stage (a pool size of 1 keeps the length).
+    downsample : {"maxpool", "stride"}
+        How a stage shortens time: convolution then max-pool (seed 002), or a convolution with
+        stride ``pool`` (same parameters, half the convolution FLOPs at pool 2, no pooling
+        pass; a different function, so train it as its own model).
     channel_reduction : int or None
         Reduction ratio of the channel gate; None removes the gate.
     temporal_kernel : int or None
@@ -96,6 +100,7 @@ class LightweightResponseTimeCNNWithAttention(
         conv_channels: Sequence[int] = (128, 256),
         kernel_sizes: Sequence[int] = (7, 5),
         pool_sizes: Sequence[int] = (2, 2),
+        downsample: str = "maxpool",
         channel_reduction: int | None = 16,
         temporal_kernel: int | None = None,
         n_attention_blocks: int = 1,
@@ -125,6 +130,7 @@ class LightweightResponseTimeCNNWithAttention(
             conv_channels=conv_channels,
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
+            downsample=downsample,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=n_attention_blocks,

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from eegattn.attention import InattentionDropout, StackedInattentionDropout, build_attention
 from eegattn.attention.base import check_positive_int
+from eegattn.attention.dropout import Dropout
 
 __all__ = [
     "VISION_MODELS",
@@ -151,10 +152,10 @@ class SeedCNN(nn.Module):
             self.conv_dropout = None
         else:
             self.inattention = None
-            self.conv_dropout = nn.Dropout(dropout_prob)
+            self.conv_dropout = Dropout(dropout_prob)
         h, w = self.image_size
         self.fc1 = nn.Linear(w3 * (h // 4) * (w // 4), hidden)
-        self.fc_dropout = nn.Dropout(dropout_prob)
+        self.fc_dropout = Dropout(dropout_prob)
         self.fc2 = nn.Linear(hidden, n_classes)
 
     def _drop(self, x: Tensor, index: int) -> Tensor:
@@ -186,8 +187,8 @@ class TransformerBlock(nn.Module):
         self.attention = attention
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(mlp_ratio * dim, dim), nn.Dropout(dropout),
+            nn.Linear(dim, mlp_ratio * dim), nn.GELU(), Dropout(dropout),
+            nn.Linear(mlp_ratio * dim, dim), Dropout(dropout),
         )
 
     def forward(self, x: Tensor) -> Tensor:
