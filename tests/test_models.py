@@ -295,6 +295,7 @@ def test_models_survive_flat_channels_and_any_voltage_scale(name):
         ("lightweight", {"attention": "standard"}),
         ("improved", {"attention": "local"}),
         ("lightweight_noattn", {}),
+        ("lightweight", {"downsample": "stride", "pooling": "avgmax"}),
         ("eegnex", {}),
     ],
 )
@@ -471,3 +472,48 @@ def test_sinusoidal_positions_add_no_parameters_but_order_information():
     assert not torch.allclose(plain(x), coded(x))
     with pytest.raises(ValueError, match="positional"):
         build_model("lightweight", positional="rotary")
+
+
+@pytest.mark.parametrize("name", ["lightweight", "improved", "lightweight_noattn"])
+def test_strided_downsampling_keeps_parameters_and_halves_conv_flops(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    pooled = build_model(name).eval()
+    strided = build_model(name, downsample="stride").eval()
+    strided.load_state_dict(pooled.state_dict())  # the same weights, key for key
+    assert n_params(strided) == n_params(pooled)
+    assert not any(isinstance(m, nn.MaxPool1d) for m in strided.modules())
+    x = eeg(2, 129, 200)
+    conv_out = {}
+    for label, model in (("pooled", pooled), ("strided", strided)):
+        with torch.no_grad():
+            conv_out[label] = model.conv_stages(model.normalize(x))
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        conv_out[label + "_flops"] = sum(
+            v for op, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(op)
+        )
+    assert conv_out["strided"].shape == conv_out["pooled"].shape  # same tokens downstream
+    assert not torch.allclose(conv_out["strided"], conv_out["pooled"])  # another function
+    # improved's third stage does not downsample, so it saves less
+    assert conv_out["strided_flops"] < (0.8 if name == "improved" else 0.6) * conv_out[
+        "pooled_flops"
+    ]
+
+
+@pytest.mark.parametrize(
+    "n_times, kernel, pool", [(200, 7, 2), (201, 5, 2), (64, 4, 2), (99, 3, 3)]
+)
+def test_stage_length_matches_the_layers(n_times, kernel, pool):
+    from eegattn.models.blocks import ConvStage, stage_length
+
+    for downsample in ("maxpool", "stride"):
+        stage = ConvStage(3, 4, kernel, pool=pool, downsample=downsample).eval()
+        out = stage(torch.randn(1, 3, n_times))
+        assert out.shape[-1] == stage_length(n_times, kernel, pool, downsample)
+
+
+def test_bad_downsample_is_a_clear_error():
+    with pytest.raises(ValueError, match="downsample.*maxpool.*stride"):
+        build_model("lightweight", downsample="avgpool")
