@@ -6,7 +6,9 @@ against braindecode's EEGNeX, on CPU.
    ``torch.inference_mode``) on a batch of 256 windows of 129 x 200 float32 (~20 uV noise).
    After one untimed warm-up call per model, each repeat times one training step and one
    inference pass of every model, the model order rotated per repeat, plus a large float32
-   ``torch.mm`` (the machine's peak matmul FLOP/s, median of 3 calls). So drift (other
+   ``torch.mm`` (the machine's peak matmul FLOP/s, median of 3 calls). Children run in the
+   environment users have (glibc's default malloc; an mmap threshold of 1 MiB, which the memory
+   benchmarks use, made the project's models up to 1.9x slower through page faults). So drift (other
    processes, frequency changes) hits all models and the matmul alike; speed-ups and FLOP
    fractions are computed per repeat (paired) and reported as median (min-max).
 2. FLOPs per window: ``torch.utils.flop_counter.FlopCounterMode`` on a batch of 8 in train mode
@@ -868,7 +870,6 @@ def run_profiles(args) -> int:
                 "threads": args.threads,
             },
             args.timeout,
-            env=common.TIGHT_MALLOC_ENV,
         )
         if res.get("status") != "ok":
             print(f"{name}: profile failed: {res.get('reason')}")
@@ -968,7 +969,6 @@ def run_speed(args, results: dict) -> tuple[dict, dict]:
             "memory_fraction": args.memory_fraction,
         },
         args.timeout,
-        env=common.TIGHT_MALLOC_ENV,
     )
     results["speed_raw"] = speed
     if speed.get("status") != "ok":
@@ -1044,12 +1044,10 @@ def run_nrmse(args, results: dict) -> dict:
             "trainer": args.trainer,
             "threads": args.threads,
         }
-        cell = common.run_child(__file__, spec, args.timeout, env=common.TIGHT_MALLOC_ENV)
+        cell = common.run_child(__file__, spec, args.timeout)
         if cell.get("status") != "ok" and args.trainer == "estimator":
             reason = cell.get("reason")
-            cell = common.run_child(
-                __file__, {**spec, "trainer": "plain"}, args.timeout, env=common.TIGHT_MALLOC_ENV
-            )
+            cell = common.run_child(__file__, {**spec, "trainer": "plain"}, args.timeout)
             cell["estimator_error"] = reason
         cells[name] = cell
         print(

@@ -409,7 +409,8 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         x = self.normalize(x)
         x = self.temporal_attention(self.channel_attention(x))
         x = self.conv_stages(x)  # (b, C, T)
-        x = self.attention_blocks(self.position(x.transpose(1, 2)))  # (b, T, C)
+        # one contiguous copy here, not one per projection inside the attention block
+        x = self.attention_blocks(self.position(x.transpose(1, 2).contiguous()))  # (b, T, C)
         return self.head(self.pool(x))
 
     def gate_values(self) -> dict[str, Tensor]:
