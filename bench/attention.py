@@ -543,7 +543,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--no-checks", action="store_true", help="skip the target checks")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "attention.png")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=common.RESULTS_DIR / "attention.png",
+        help="where the plot goes; the JSON is written beside it with a .json suffix "
+        "(either suffix may be given)",
+    )
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
@@ -601,7 +607,7 @@ def main(argv=None) -> int:
             verdict = "SKIP" if passed is None else "PASS" if passed else "FAIL"
             print(f"- {verdict}: {text}")
     if not args.no_plot:
-        path = save_plot(bench, rows, lengths, args.batch, args.out)
+        path = save_plot(bench, rows, lengths, args.batch, args.out.with_suffix(".png"))
         if path:
             print(f"\nplot: {path}")
     summary = [
