@@ -188,7 +188,7 @@ def test_zero_length_and_single_token():
     torch.testing.assert_close(module(x), module.out_proj(module.v_proj(x)))
 
 
-@pytest.mark.parametrize("n", [7, 11, 50])
+@pytest.mark.parametrize("n", [7, 11, 50, 128])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("mode", ["eval", "train"])
@@ -197,6 +197,7 @@ def test_dense_form_equals_grouped_form(n, causal, padded, mode):
     grouped = make(causal=causal, scale_factor=0.3)
     grouped.dense_max_tokens = 0  # force the gather/scatter form
     assert n <= dense.dense_max_tokens
+    dense.store_attention = grouped.store_attention = True
     x = torch.randn(3, n, DIM)
     padding = None
     if padded:
@@ -213,7 +214,20 @@ def test_dense_form_equals_grouped_form(n, causal, padded, mode):
         outputs.append(out)
         grads.append((xi.grad, module.q_proj.weight.grad))
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(dense.last_attention, grouped.last_attention)
     for a, b in zip(grads[0], grads[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     if padded:
         assert (outputs[0][2] == 0).all()
+
+
+def test_dense_form_switches_at_its_threshold_and_hooks_still_fire():
+    module = make().eval()
+    calls = []
+    module.q_proj.register_forward_hook(lambda *args: calls.append("q"))
+    for n in (module.dense_max_tokens, module.dense_max_tokens + 1):
+        x = torch.randn(2, n, DIM)
+        reference = make().eval()
+        reference.dense_max_tokens = 0
+        torch.testing.assert_close(module(x), reference(x), rtol=1e-5, atol=1e-6)
+    assert calls == ["q", "q"]  # a hooked projection is called as a module in both forms

@@ -48,12 +48,37 @@ def test_module_is_a_drop_in_for_nn_dropout():
     assert torch.isclose(values[1], torch.tensor(1 / 0.7), rtol=1e-4)
 
 
-def test_mask_is_not_correlated_between_neighbours():
-    # four neighbouring elements share one 64-bit draw: their drops must still be independent
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.05])
+def test_neighbours_sharing_a_random_word_drop_independently(p):
+    # four neighbouring elements share one 64-bit draw: each lane must keep at 1 - p, and the
+    # lanes must be uncorrelated (0.5 tests only the sign bits, 0.3 and 0.05 the low bits too)
     torch.manual_seed(4)
-    kept = (apply_dropout(torch.ones(200_000, 4), 0.5) != 0).float()
+    kept = (apply_dropout(torch.ones(200_000, 4), p) != 0).float()
+    assert (kept.mean(0) - (1 - p)).abs().max() < 0.006
     corr = torch.corrcoef(kept.T)
     assert (corr - torch.eye(4)).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_floating_dtypes(dtype):
+    torch.manual_seed(5)
+    y = apply_dropout(torch.ones(50_000, dtype=dtype), 0.2)
+    assert y.dtype == dtype
+    assert abs((y != 0).double().mean().item() - 0.8) < 0.01
+    assert torch.isclose(y.max().double(), torch.tensor(1 / 0.8, dtype=torch.float64), rtol=1e-2)
+
+
+def test_p_one_gives_zeros_as_nn_dropout():
+    x = torch.randn(5, 3)
+    assert torch.equal(apply_dropout(x, 1.0), torch.zeros_like(x))
+    assert torch.equal(Dropout(1.0)(x), nn.Dropout(1.0)(x))
+
+
+def test_inplace_falls_back_to_pytorch():
+    torch.manual_seed(6)
+    x = torch.ones(1000)
+    out = Dropout(0.5, inplace=True)(x)
+    assert out is x and set(x.unique().tolist()) == {0.0, 2.0}
 
 
 def test_seeded_calls_repeat():
@@ -65,7 +90,7 @@ def test_seeded_calls_repeat():
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
+@pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_bad_probability_is_refused(p):
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
         apply_dropout(torch.ones(3), p, training=True)

@@ -63,6 +63,16 @@ def group_layout(perm: Tensor, num_groups: int) -> tuple[Tensor, Tensor, Tensor]
     return index.to(device), valid.to(device), slot_of_position.to(device)
 
 
+def _plain_linear(module: nn.Module) -> bool:
+    return (
+        type(module) is nn.Linear
+        and module.bias is not None
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+        and not module._backward_hooks
+    )
+
+
 @register_attention("sparse")
 class SparseTokenAttention(base.SequenceAttention):
     """Self-attention within random token groups, one group per head (seed 002).
@@ -202,7 +212,12 @@ class SparseTokenAttention(base.SequenceAttention):
 
     def _project_qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v (b, n, dim) each, from one (dim -> 3 dim) product: the same weights as the
-        three projections, in one larger and faster matrix product."""
+        three projections, in one larger and faster matrix product. Projections that are not
+        plain ``nn.Linear`` or carry hooks (inspection, pruning, quantisation) are called as
+        modules instead, so the hooks fire."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        if not all(_plain_linear(p) for p in projections):
+            return tuple(p(x) for p in projections)
         weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
         bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
         return F.linear(x, weight, bias).chunk(3, dim=-1)

@@ -409,8 +409,10 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         x = self.normalize(x)
         x = self.temporal_attention(self.channel_attention(x))
         x = self.conv_stages(x)  # (b, C, T)
-        # one contiguous copy here, not one per projection inside the attention block
-        x = self.attention_blocks(self.position(x.transpose(1, 2).contiguous()))  # (b, T, C)
+        x = x.transpose(1, 2)  # (b, T, C)
+        if len(self.attention_blocks):
+            # one contiguous copy here, not one per projection inside the attention block
+            x = self.attention_blocks(self.position(x.contiguous()))
         return self.head(self.pool(x))
 
     def gate_values(self) -> dict[str, Tensor]:
