@@ -51,6 +51,7 @@ Usage::
     python bench/models.py --skip-nrmse --repeats 7
     python bench/models.py --skip-speed --epochs 10 --n-subjects 20
     python bench/models.py --profile lightweight eegnex_braindecode   # where the time goes
+    python bench/models.py --profile lightweight_fast --profile-mode infer --profile-batch 256
     python bench/models.py --skip-nrmse --models lightweight:downsample=stride,dropout=0.2
 
 Outputs: markdown tables and PASS/FAIL lines on stdout, ``bench/results/models.json`` and
@@ -421,7 +422,8 @@ def child_release(spec: dict) -> dict:
 
 
 def child_profile(spec: dict) -> dict:
-    """torch.profiler of one training step: the ops with the most self CPU time."""
+    """torch.profiler of one training step (or inference pass): the ops with the most self
+    CPU time, and the share of matmul-like ops (convolutions, mm, addmm, bmm)."""
     import torch
     import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
@@ -440,14 +442,28 @@ def child_profile(spec: dict) -> dict:
         optimizer.step()
 
     step()
+    if spec.get("mode") == "infer":
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+
+        step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) or 1
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[: spec["top"]]
+    matmul_like = ("conv", "mm", "linear")
+    matmul_share = (
+        sum(e.self_cpu_time_total for e in events if any(k in e.key for k in matmul_like))
+        / total
+    )
     return {
         "status": "ok",
         "total_ms": total / 1000,
+        "matmul_share": matmul_share,
         "ops": [
             {
                 "op": e.key,
@@ -830,6 +846,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="only profile one training step of these models and exit",
     )
     parser.add_argument("--profile-batch", type=int, default=64)
+    parser.add_argument(
+        "--profile-mode",
+        choices=("train", "infer"),
+        default="train",
+        help="profile a training step (default) or an inference pass",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="per child, seconds")
     parser.add_argument("--out", default=None, help="JSON path (PNG next to it)")
     args = parser.parse_args(argv)
@@ -883,6 +905,7 @@ def run_profiles(args) -> int:
                 "kind": "profile",
                 "model": name,
                 "batch": args.profile_batch,
+                "mode": args.profile_mode,
                 "top": 12,
                 "threads": args.threads,
             },
@@ -891,9 +914,11 @@ def run_profiles(args) -> int:
         if res.get("status") != "ok":
             print(f"{name}: profile failed: {res.get('reason')}")
             continue
+        what = "one training step" if args.profile_mode == "train" else "one inference pass"
         print(
-            f"### {_label(name)}: one training step, batch {args.profile_batch}, "
-            f"{res['total_ms']:.0f} ms self CPU in all\n"
+            f"### {_label(name)}: {what}, batch {args.profile_batch}, "
+            f"{res['total_ms']:.0f} ms self CPU in all, "
+            f"{100 * res['matmul_share']:.0f} % of it in convolutions and matrix products\n"
         )
         print(
             common.markdown_table(
