@@ -825,7 +825,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0.25,
         help="fraction of subjects held out for the NRMSE",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="split and training seed")
+    parser.add_argument(
+        "--release-seed",
+        type=int,
+        default=None,
+        help="seed of the synthetic release (default: --seed); keep it fixed to compare "
+        "training seeds on one release",
+    )
     parser.add_argument("--trainer", choices=("estimator", "plain"), default="estimator")
     parser.add_argument(
         "--root",
@@ -1054,7 +1061,7 @@ def run_nrmse(args, results: dict) -> dict:
             "kind": "release",
             "root": str(root),
             "n_subjects": args.n_subjects,
-            "seed": args.seed,
+            "seed": args.seed if args.release_seed is None else args.release_seed,
             "cache_dir": str(cache_dir),
             "release_options": release_options,
         },
