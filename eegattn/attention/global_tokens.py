@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from eegattn.attention.base import check_positive_int, masked_softmax
 from eegattn.attention.dropout import apply_dropout
-from eegattn.attention.local import BandLayout, band_logits, band_values, check_window
+from eegattn.attention.local import BandLayout, band_scores, band_values, check_window
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
 
@@ -107,13 +107,11 @@ class GlobalTokenAttention(ProjectedAttention):
         key_padding_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
     ) -> Tensor:
-        _, mask, bias = self._prepare(x, context, key_padding_mask, attn_mask, causal_in_mask=False)
-        b, n, _ = x.shape
-        if n == 0:
-            return x.new_zeros(b, 0, self.dim)
-        q, k, v = self._project(x, x)
-        layout = BandLayout(n, self.window, self.causal, self.block_size, x.device)
-        logits, allowed = band_logits(layout, q, k, self.scale, mask, bias)
+        scores = band_scores(self, x, context, key_padding_mask, attn_mask)
+        if scores is None:
+            return x.new_zeros(x.shape[0], 0, self.dim)
+        q, k, v, mask, bias, layout, logits, allowed = scores
+        n = x.shape[1]
         index = None
         if self.global_indices is None:
             glob_k, glob_v = self._learned_keys_values()

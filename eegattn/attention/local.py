@@ -13,6 +13,8 @@ Seed: ``seeds/004`` (explore-attention guide, "Local Attention").
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -116,6 +118,32 @@ def band_values(layout: BandLayout, weights: Tensor, v: Tensor) -> Tensor:
     return layout.unblock(weights @ layout.key_windows(v).transpose(-2, -1))
 
 
+class BandScores(NamedTuple):
+    """The shared start of the banded mechanisms (:func:`band_scores`)."""
+
+    q: Tensor  # (b, h, n, d)
+    k: Tensor
+    v: Tensor
+    mask: Tensor | None  # boolean, True = allowed (see ProjectedAttention._prepare)
+    bias: Tensor | None  # float mask added to the logits
+    layout: BandLayout
+    logits: Tensor  # band logits (see band_logits)
+    allowed: Tensor
+
+
+def band_scores(module, x, context, key_padding_mask, attn_mask) -> BandScores | None:
+    """Checks, projections and band logits of a banded mechanism (``window``, ``causal``,
+    ``block_size``, ``scale`` attributes); None for an empty sequence."""
+    _, mask, bias = module._prepare(x, context, key_padding_mask, attn_mask, causal_in_mask=False)
+    n = x.shape[1]
+    if n == 0:
+        return None
+    q, k, v = module._project(x, x)
+    layout = BandLayout(n, module.window, module.causal, module.block_size, x.device)
+    logits, allowed = band_logits(layout, q, k, module.scale, mask, bias)
+    return BandScores(q, k, v, mask, bias, layout, logits, allowed)
+
+
 @register_attention("local")
 class LocalAttention(ProjectedAttention):
     """Multi-head sliding-window self-attention (scaled dot product inside the window).
@@ -164,14 +192,11 @@ class LocalAttention(ProjectedAttention):
         key_padding_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
     ) -> Tensor:
-        _, mask, bias = self._prepare(x, context, key_padding_mask, attn_mask, causal_in_mask=False)
-        b, n, _ = x.shape
-        if n == 0:
-            return x.new_zeros(b, 0, self.dim)
-        q, k, v = self._project(x, x)
-        layout = BandLayout(n, self.window, self.causal, self.block_size, x.device)
-        logits, allowed = band_logits(layout, q, k, self.scale, mask, bias)
-        weights = masked_softmax(logits, allowed)
+        scores = band_scores(self, x, context, key_padding_mask, attn_mask)
+        if scores is None:
+            return x.new_zeros(x.shape[0], 0, self.dim)
+        layout, v, allowed = scores.layout, scores.v, scores.allowed
+        weights = masked_softmax(scores.logits, allowed)
         if self.store_attention:
             self._keep(layout.to_dense(weights))
         weights = apply_dropout(weights, self.dropout, self.training)
