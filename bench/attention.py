@@ -138,8 +138,8 @@ def formula_memory(name: str, options: dict, batch: int, n: int) -> float:
     if name == "neural" and options.get("implementation") == "naive":
         d = options.get("projection_dim", NEURAL_PROJECTION_DIM)
         return scores * (6 * d + 6) + 20 * activations  # (b, h, n, n, 2d') pairs and friends
-    if name == "additive":
-        return scores * (DIM // HEADS) * 3 + 20 * activations  # (b, h, n, m, d_head) hidden
+    if name == "additive":  # scores, weights and gradients; the tanh pairs go by query chunks
+        return 6 * scores + 16 * (1 << 22) * F32 + 20 * activations
     if name in LINEAR_COST or name == "neural":
         return 60 * activations
     return 4 * scores + 20 * activations

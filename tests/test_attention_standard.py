@@ -199,6 +199,32 @@ def test_additive_equals_bahdanau_formula(cross, causal):
     torch.testing.assert_close(module(x, ctx, key_padding_mask=kpm), expected)
 
 
+@pytest.mark.parametrize("cross", [False, True])
+def test_additive_query_chunks_equal_all_pairs_in_outputs_and_gradients(cross):
+    torch.manual_seed(0)
+    whole = AdditiveAttention(DIM, HEADS, causal=not cross)
+    chunked = AdditiveAttention(DIM, HEADS, causal=not cross)
+    chunked.load_state_dict(whole.state_dict())
+    x = torch.randn(2, 9, DIM)
+    ctx = torch.randn(2, 7, DIM) if cross else None
+    m = 7 if cross else 9
+    # one chunk's (b, h, chunk, m, d) tanh may hold 2 query rows: 5 chunks, the last uneven
+    chunked.chunk_elements = 2 * 2 * HEADS * m * (DIM // HEADS)
+    calls = []
+    chunked._pair_scores = lambda q, k, f=chunked._pair_scores: calls.append(q.shape[2]) or f(q, k)
+    grads = []
+    for module in (whole, chunked):
+        out = module(x, ctx)
+        out.square().sum().backward()
+        grads.append([p.grad for p in module.parameters()])
+        if module is whole:
+            expected = out
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert calls[:5] == [2, 2, 2, 2, 1]  # forward chunks (backward recomputes them)
+
+
 def test_multiplicative_dot_scaled_equals_standard_and_unscaled_differs():
     x, kpm = torch.randn(2, 6, DIM), padding(2, 6, [6, 2])
     luong = MultiplicativeAttention(DIM, HEADS, score="dot", scale=True, causal=True).eval()

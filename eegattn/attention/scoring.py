@@ -16,6 +16,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
@@ -53,9 +54,14 @@ class AdditiveAttention(_ScoredAttention):
     ``W2 k``; their biases play the role of Bahdanau's ``b``).
 
     Parameters: ``dim``, ``heads``, ``causal``, ``dropout`` as for ``standard``. The learned
-    ``score_vector`` (heads, dim // heads) is ``v``. Memory is O(b h n m d): the tanh is formed
-    for every query/key pair.
+    ``score_vector`` (heads, dim // heads) is ``v``. The tanh of every query/key pair,
+    (b, h, n, m, d), is formed for ``chunk_elements`` of it at a time (query chunks under
+    ``torch.utils.checkpoint``, so backward recomputes them instead of storing them): memory is
+    O(b h n m) for the scores plus one chunk, and the result equals the all-pairs form.
     """
+
+    #: Elements of one query chunk's (b, h, chunk, m, d) tanh tensor (16 MiB in float32).
+    chunk_elements = 1 << 22
 
     def __init__(self, dim: int, heads: int = 1, *, causal: bool = False, dropout: float = 0.0):
         super().__init__(dim, heads, causal=causal, dropout=dropout)
@@ -63,6 +69,20 @@ class AdditiveAttention(_ScoredAttention):
         self.score_vector = nn.Parameter(torch.empty(heads, self.head_dim).uniform_(-bound, bound))
 
     def _scores(self, q: Tensor, k: Tensor) -> Tensor:
+        b, h, n, d = q.shape
+        chunk = max(1, self.chunk_elements // max(1, b * h * k.shape[-2] * d))
+        if chunk >= n:
+            return self._pair_scores(q, k)
+        parts = []
+        for start in range(0, n, chunk):
+            rows = q[:, :, start : start + chunk]
+            if torch.is_grad_enabled():
+                parts.append(checkpoint(self._pair_scores, rows, k, use_reentrant=False))
+            else:
+                parts.append(self._pair_scores(rows, k))
+        return torch.cat(parts, dim=-2)
+
+    def _pair_scores(self, q: Tensor, k: Tensor) -> Tensor:
         hidden = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (b, h, n, m, d)
         return torch.einsum("bhnmd,hd->bhnm", hidden, self.score_vector)
 
