@@ -76,3 +76,18 @@ def test_speed_analysis_is_paired_and_checks_targets(bench):
     # not measured in this run: reported as such, neither PASS nor FAIL
     assert checks["lightweight_fast trains >= 25x faster than EEGNeX: not measured"] is None
     assert checks["lightweight NRMSE <= EEGNeX NRMSE: not measured"] is None
+
+
+def test_command_line_checks_models_and_seeds(bench, capsys):
+    args = bench.parse_args(["--skip-speed", "--nrmse-models", "lightweight_fast:dropout=0.2"])
+    assert args.nrmse_models == ["lightweight_fast:dropout=0.2", bench.NRMSE_REFERENCE]
+    assert args.release_seed is None  # the release follows --seed unless told otherwise
+    assert bench.parse_args(["--seed", "1", "--release-seed", "0"]).release_seed == 0
+    profiled = bench.parse_args(["--profile", "lightweight", "--profile-mode", "infer"])
+    assert profiled.profile_mode == "infer"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--models", "no_such_model"])
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--models", "lightweight:dropout"])
+    assert "key=value" in capsys.readouterr().err
