@@ -36,9 +36,10 @@ Targets (issue 5), printed as PASS/FAIL: the lightweight model trains >= 25x and
 faster than EEGNeX with equal or better NRMSE; the project's own models reach >= 50 % of the
 measured matmul FLOP/s in training. The speed-up targets are checked for two configurations of
 the lightweight model: ``lightweight`` (seed 002 as written: convolution + max-pool, average
-pooling, dropout 0.4) and ``lightweight_fast`` (``FAST_OPTIONS``: strided convolutions instead
-of convolution + max-pool, sinusoidal positions, average + max pooling, dropout 0.1; the same
-convolution and attention weights, 32,768 more head weights for the wider pooled vector). The
+pooling, dropout 0.4) and the registry preset ``lightweight_fast`` (``eegattn.models.preset``:
+strided convolutions with strides 4 and 2 instead of convolution + max-pool, so 25 tokens
+instead of 50, sinusoidal positions, average + max pooling, no dropout; the same convolution
+and attention weights, 32,768 more head weights for the wider pooled vector). The
 "speed-up at matmul rate" column is the speed-up a model would reach if all its counted FLOPs
 ran at the measured ``torch.mm`` rate, against EEGNeX as measured. It is a yardstick, not a hard
 limit (the ``torch.mm`` rate is not the hardware's peak, and small models' repeats sometimes
@@ -82,13 +83,6 @@ MATMUL_SIZE = 2048
 REFERENCE = "eegnex_braindecode"  # braindecode's EEGNeX, unchanged
 # Named configurations: bench name -> (registry name, options). Any registry name works too,
 # and ``NAME:key=value,key=value`` adds options on the command line (values parsed as JSON).
-FAST_OPTIONS = {
-    "downsample": "stride",
-    "positional": "sinusoidal",
-    "pooling": "avgmax",
-    "dropout": 0.1,
-}
-CONFIGS = {"lightweight_fast": ("lightweight", FAST_OPTIONS)}
 TARGET_MODELS = ("lightweight", "lightweight_fast")  # the speed-up and NRMSE targets
 PROJECT_MODELS = ("lightweight", "lightweight_fast", "improved", "lightweight_noattn")
 DEFAULT_SPEED_MODELS = (*PROJECT_MODELS, REFERENCE)
@@ -105,12 +99,12 @@ TARGET_PEAK_FRACTION = 0.5
 
 
 def model_spec(name: str) -> tuple[str, dict]:
-    """(registry name, options) of a bench model name: a ``CONFIGS`` entry or a registry name,
-    optionally followed by ``:key=value,...`` overrides (each value parsed as JSON, else kept
-    as a string; commas inside brackets or quotes do not split)."""
-    base, _, extra = name.partition(":")
-    registry_name, options = CONFIGS.get(base, (base, {}))
-    options = dict(options)
+    """(registry name, options) of a bench model name: a registry name (a preset such as
+    ``lightweight_fast`` included), optionally followed by ``:key=value,...`` options that
+    override its defaults (each value parsed as JSON, else kept as a string; commas inside
+    brackets or quotes do not split)."""
+    registry_name, _, extra = name.partition(":")
+    options = {}
     for item in _split_top_level(extra):
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -457,8 +451,7 @@ def child_profile(spec: dict) -> dict:
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[: spec["top"]]
     matmul_like = ("conv", "mm", "linear")
     matmul_share = (
-        sum(e.self_cpu_time_total for e in events if any(k in e.key for k in matmul_like))
-        / total
+        sum(e.self_cpu_time_total for e in events if any(k in e.key for k in matmul_like)) / total
     )
     return {
         "status": "ok",
@@ -581,12 +574,40 @@ def speed_table(rows: dict, speed: dict) -> str:
     return common.markdown_table(headers, table)
 
 
+def combine_seeds(runs: list[dict]) -> dict:
+    """One NRMSE cell from the runs of one model over split/training seeds: the means of
+    ``nrmse``, ``mean_predictor``, ``oracle`` and ``fit_s`` (each seed is another subject split
+    and initialisation; every model sees the same splits), ``per_seed`` NRMSEs and the runs.
+    Not ok if any seed failed."""
+    failed = [r for r in runs if r.get("status") != "ok"]
+    if failed:
+        return {
+            "status": "error",
+            "reason": f"seed {failed[0].get('seed')}: {failed[0].get('reason')}",
+            "runs": runs,
+        }
+    cell = {
+        "status": "ok",
+        "trainer": "estimator" if all(r["trainer"] == "estimator" for r in runs) else "plain",
+        "seeds": [r.get("seed") for r in runs],
+        "per_seed": [r["nrmse"] for r in runs],
+        "runs": runs,
+    }
+    for key in ("nrmse", "mean_predictor", "oracle", "fit_s"):
+        if all(key in r for r in runs):
+            cell[key] = sum(r[key] for r in runs) / len(runs)
+    errors = [r["estimator_error"] for r in runs if r.get("estimator_error")]
+    if errors:
+        cell["estimator_error"] = errors[0]
+    return cell
+
+
 def nrmse_table(cells: dict) -> str:
     rows = []
     reference = None
     for name, cell in cells.items():
         if cell.get("status") != "ok":
-            rows.append([_label(name), f"failed: {cell.get('reason')}", "-", "-"])
+            rows.append([_label(name), f"failed: {cell.get('reason')}", "-", "-", "-"])
             continue
         reference = reference or cell
         trainer = (
@@ -601,14 +622,29 @@ def nrmse_table(cells: dict) -> str:
                 )
             )
         )
-        rows.append([_label(name), f"{cell['nrmse']:.4f}", f"{cell['fit_s']:.0f} s", trainer])
-    if reference:
         rows.append(
-            ["mean predictor (training mean)", f"{reference['mean_predictor']:.4f}", "-", "-"]
+            [
+                _label(name),
+                f"{cell['nrmse']:.4f}",
+                _per_seed(cell, "nrmse"),
+                f"{cell['fit_s']:.0f} s",
+                trainer,
+            ]
         )
-        if "oracle" in reference:
-            rows.append(["synthetic oracle", f"{reference['oracle']:.4f}", "-", "-"])
-    return common.markdown_table(["model", "test NRMSE", "fit time", "trainer"], rows)
+    if reference:
+        for label, key in (
+            ("mean predictor (training mean)", "mean_predictor"),
+            ("synthetic oracle", "oracle"),
+        ):
+            if key in reference:
+                rows.append([label, f"{reference[key]:.4f}", _per_seed(reference, key), "-", "-"])
+    return common.markdown_table(
+        ["model", "test NRMSE (mean over seeds)", "per seed", "fit time (mean)", "trainer"], rows
+    )
+
+
+def _per_seed(cell: dict, key: str) -> str:
+    return " / ".join(f"{r[key]:.3f}" for r in cell.get("runs", [cell]) if key in r)
 
 
 def summary_table(rows: dict, nrmse_cells: dict | None) -> str:
@@ -680,10 +716,15 @@ def target_checks(rows: dict, nrmse_cells: dict | None) -> list[tuple[str, bool 
             continue
         a, b = nrmse_cells.get(model, {}), nrmse_cells.get(NRMSE_REFERENCE, {})
         if a.get("status") == "ok" and b.get("status") == "ok":
+            n = len(a.get("per_seed", [a["nrmse"]]))
+            wins = sum(
+                x <= y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []), strict=False)
+            )
+            seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
             checks.append(
                 (
                     f"{model} NRMSE {a['nrmse']:.4f} <= EEGNeX NRMSE {b['nrmse']:.4f} "
-                    "(equal epoch budget)",
+                    f"({seeds}equal epoch budget)",
                     a["nrmse"] <= b["nrmse"],
                 )
             )
@@ -797,8 +838,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--nrmse-models",
         nargs="+",
         default=None,
-        help=f"NRMSE models (default: {' '.join(NRMSE_MODELS)}); {NRMSE_REFERENCE} is "
-        "always added",
+        help=f"NRMSE models (default: {' '.join(NRMSE_MODELS)}); {NRMSE_REFERENCE} is always added",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5)")
     parser.add_argument("--batch", type=int, default=None, help="speed batch (default 256)")
@@ -826,6 +866,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="fraction of subjects held out for the NRMSE",
     )
     parser.add_argument("--seed", type=int, default=0, help="split and training seed")
+    parser.add_argument(
+        "--nrmse-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="NRMSE over several split and training seeds on one release (default: --seed); "
+        "every model gets the same splits, and the NRMSE target compares the means",
+    )
     parser.add_argument(
         "--release-seed",
         type=int,
@@ -874,6 +923,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--skip-speed and --skip-nrmse leave nothing to run")
     if not 0 < args.test_fraction < 1:
         parser.error("--test-fraction must be in (0, 1)")
+    args.nrmse_seeds = list(dict.fromkeys(args.nrmse_seeds or [args.seed]))
     models = list(args.models or DEFAULT_SPEED_MODELS)
     if REFERENCE not in models:
         models.append(REFERENCE)
@@ -891,7 +941,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
         if registry_name not in available_models():
             parser.error(
-                f"unknown model {name!r}: use {', '.join([*CONFIGS, *available_models()])}, "
+                f"unknown model {name!r}: use {', '.join(available_models())}, "
                 f"{REFERENCE} or NAME:key=value,..."
             )
     stem = "models-quick" if quick else "models"
@@ -1075,39 +1125,43 @@ def run_nrmse(args, results: dict) -> dict:
         f"### NRMSE, challenge 1 (synthetic release {made['folder']}: "
         f"{made['n_windows']} windows of {made['n_subjects_with_windows']} subjects; "
         f"{100 * args.test_fraction:.0f} % of subjects held out; {args.epochs} epoch(s), "
-        f"batch {args.train_batch}, lr {args.lr:g}, seed {args.seed} for every model)\n",
+        f"batch {args.train_batch}, lr {args.lr:g}, split and training seed(s) "
+        f"{', '.join(map(str, args.nrmse_seeds))} for every model)\n",
         flush=True,
     )
     cells = {}
     for name in args.nrmse_models:
-        spec = {
-            "kind": "nrmse",
-            "model": name,
-            "root": str(root),
-            "cache_dir": str(cache_dir),
-            "epochs": args.epochs,
-            "batch": args.train_batch,
-            "lr": args.lr,
-            "seed": args.seed,
-            "test_fraction": args.test_fraction,
-            "trainer": args.trainer,
-            "threads": args.threads,
-        }
-        cell = common.run_child(__file__, spec, args.timeout)
-        if cell.get("status") != "ok" and args.trainer == "estimator":
-            reason = cell.get("reason")
-            cell = common.run_child(__file__, {**spec, "trainer": "plain"}, args.timeout)
-            cell["estimator_error"] = reason
-        cells[name] = cell
-        print(
-            f"  {_label(name)}: "
-            + (
-                f"NRMSE {cell['nrmse']:.4f} in {cell['fit_s']:.0f} s"
-                if cell.get("status") == "ok"
-                else f"failed: {cell.get('reason')}"
-            ),
-            flush=True,
-        )
+        runs = []
+        for seed in args.nrmse_seeds:
+            spec = {
+                "kind": "nrmse",
+                "model": name,
+                "root": str(root),
+                "cache_dir": str(cache_dir),
+                "epochs": args.epochs,
+                "batch": args.train_batch,
+                "lr": args.lr,
+                "seed": seed,
+                "test_fraction": args.test_fraction,
+                "trainer": args.trainer,
+                "threads": args.threads,
+            }
+            cell = common.run_child(__file__, spec, args.timeout)
+            if cell.get("status") != "ok" and args.trainer == "estimator":
+                reason = cell.get("reason")
+                cell = common.run_child(__file__, {**spec, "trainer": "plain"}, args.timeout)
+                cell["estimator_error"] = reason
+            runs.append({**cell, "seed": seed})
+            print(
+                f"  {_label(name)}, seed {seed}: "
+                + (
+                    f"NRMSE {cell['nrmse']:.4f} in {cell['fit_s']:.0f} s"
+                    if cell.get("status") == "ok"
+                    else f"failed: {cell.get('reason')}"
+                ),
+                flush=True,
+            )
+        cells[name] = combine_seeds(runs)
     results["nrmse"] = cells
     print()
     print(nrmse_table(cells))

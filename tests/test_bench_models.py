@@ -24,9 +24,11 @@ def bench():
 
 def test_model_specs(bench):
     assert bench.model_spec("improved") == ("improved", {})
-    name, options = bench.model_spec("lightweight_fast:dropout=0.2")
-    assert name == "lightweight" and options == {**bench.FAST_OPTIONS, "dropout": 0.2}
-    assert bench.model_spec('lightweight:conv_channels=[64,128],attention=standard') == (
+    assert bench.model_spec("lightweight_fast:dropout=0.2") == (
+        "lightweight_fast",
+        {"dropout": 0.2},
+    )
+    assert bench.model_spec("lightweight:conv_channels=[64,128],attention=standard") == (
         "lightweight",
         {"conv_channels": [64, 128], "attention": "standard"},
     )
@@ -36,12 +38,11 @@ def test_model_specs(bench):
         bench.model_spec("lightweight:dropout")
 
 
-def test_every_named_configuration_builds(bench):
-    from eegattn.models import build_model
+def test_every_benchmarked_model_is_in_the_registry(bench):
+    from eegattn.models import available_models
 
-    for name in bench.CONFIGS:
-        registry_name, options = bench.model_spec(name)
-        assert build_model(registry_name, **options) is not None
+    for name in {*bench.PROJECT_MODELS, *bench.NRMSE_MODELS}:
+        assert bench.model_spec(name)[0] in available_models()
 
 
 def _speed(model_times, ref_times, peak, flops_train, flops_forward, infer_times, batch=256):
@@ -83,6 +84,9 @@ def test_command_line_checks_models_and_seeds(bench, capsys):
     assert args.nrmse_models == ["lightweight_fast:dropout=0.2", bench.NRMSE_REFERENCE]
     assert args.release_seed is None  # the release follows --seed unless told otherwise
     assert bench.parse_args(["--seed", "1", "--release-seed", "0"]).release_seed == 0
+    assert args.nrmse_seeds == [0]  # one seed, --seed, unless --nrmse-seeds names several
+    assert bench.parse_args(["--seed", "3"]).nrmse_seeds == [3]
+    assert bench.parse_args(["--nrmse-seeds", "2", "0", "2"]).nrmse_seeds == [2, 0]
     profiled = bench.parse_args(["--profile", "lightweight", "--profile-mode", "infer"])
     assert profiled.profile_mode == "infer"
     with pytest.raises(SystemExit):
@@ -91,3 +95,42 @@ def test_command_line_checks_models_and_seeds(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--models", "lightweight:dropout"])
     assert "key=value" in capsys.readouterr().err
+
+
+def _run(seed, nrmse, fit_s=10.0, **extra):
+    return {
+        "status": "ok",
+        "trainer": "estimator",
+        "seed": seed,
+        "nrmse": nrmse,
+        "mean_predictor": 1.0 + seed,
+        "oracle": 0.5,
+        "fit_s": fit_s,
+        **extra,
+    }
+
+
+def test_nrmse_over_seeds_compares_means_and_counts_paired_wins(bench):
+    fast = bench.combine_seeds([_run(0, 0.9), _run(1, 0.7), _run(2, 0.8, fit_s=20.0)])
+    assert fast["nrmse"] == pytest.approx(0.8) and fast["per_seed"] == [0.9, 0.7, 0.8]
+    assert fast["mean_predictor"] == pytest.approx(2.0) and fast["fit_s"] == pytest.approx(40 / 3)
+    assert fast["seeds"] == [0, 1, 2]
+    ref = bench.combine_seeds([_run(0, 0.8), _run(1, 0.75), _run(2, 0.9)])
+    checks = bench.target_checks({}, {"lightweight_fast": fast, bench.NRMSE_REFERENCE: ref})
+    text, ok = next((t, p) for t, p in checks if t.startswith("lightweight_fast NRMSE"))
+    # mean 0.8000 against 0.8167: met, although it loses on seed 0
+    assert ok is True and "mean over 3 seeds, lower or equal on 2 of 3" in text
+    table = bench.nrmse_table({"lightweight_fast": fast, bench.NRMSE_REFERENCE: ref})
+    assert "0.900 / 0.700 / 0.800" in table and "1.000 / 2.000 / 3.000" in table
+    worse = bench.combine_seeds([_run(0, 0.9), _run(1, 0.9), _run(2, 0.9)])
+    checks = dict(bench.target_checks({}, {"lightweight_fast": worse, bench.NRMSE_REFERENCE: ref}))
+    assert [ok for t, ok in checks.items() if t.startswith("lightweight_fast NRMSE")] == [False]
+
+
+def test_a_failed_seed_fails_the_model(bench):
+    cell = bench.combine_seeds([_run(0, 0.9), {"status": "error", "reason": "boom", "seed": 1}])
+    assert cell["status"] == "error" and cell["reason"] == "seed 1: boom"
+    checks = bench.target_checks(
+        {}, {"lightweight_fast": cell, bench.NRMSE_REFERENCE: bench.combine_seeds([_run(0, 1.0)])}
+    )
+    assert ("lightweight_fast NRMSE <= EEGNeX NRMSE: a training run failed", False) in checks

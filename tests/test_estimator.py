@@ -239,7 +239,9 @@ def test_grid_search_and_cross_val_with_subject_groups():
     assert search.best_estimator_.predict(X).shape == (len(X),)
 
 
-@pytest.mark.parametrize("name", ["lightweight", "improved", "lightweight_noattn", "eegnex"])
+@pytest.mark.parametrize(
+    "name", ["lightweight", "lightweight_fast", "improved", "lightweight_noattn", "eegnex"]
+)
 def test_pickle_and_joblib_round_trips_for_every_model(name):
     from eegattn.models import available_models
 

@@ -19,6 +19,7 @@ from eegattn.models import available_models, build_model, model_class, model_opt
 from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
 
 ALL = ["lightweight", "improved", "lightweight_noattn", "eegnex"]
+PRESETS = ["lightweight_fast"]
 SMALL = {"n_chans": 8, "n_times": 64}  # fast configurations for behaviour tests
 SMALL_OPTIONS = {
     "lightweight": {"conv_channels": (16, 64), "channel_reduction": 4, "head_hidden": (8,)},
@@ -59,7 +60,7 @@ def small(name: str, **options) -> nn.Module:
 
 
 def test_available_models_and_unknown_names():
-    assert available_models() == sorted(ALL)
+    assert available_models() == sorted(ALL + PRESETS)
     with pytest.raises(ValueError, match="unknown model 'resnet'.*eegnex.*lightweight"):
         build_model("resnet")
     with pytest.raises(ValueError, match="unknown option.*'kernel'.*valid options:.*dropout"):
@@ -114,6 +115,33 @@ def test_seed_structure():
     assert improved.temporal_attention.kernel_size == 7
     assert improved.channel_attention.reduction_ratio == 8
     assert improved.head[0].in_features == 1024  # average + max pool of 512
+
+
+def test_lightweight_fast_preset_is_the_lightweight_model_with_other_defaults():
+    from eegattn.models import preset
+    from eegattn.models.lightweight import LightweightResponseTimeCNNWithAttention
+
+    base, defaults = preset("lightweight_fast")
+    assert base == "lightweight" and model_class("lightweight_fast") is model_class(base)
+    assert preset("lightweight") == ("lightweight", {})
+    with pytest.raises(ValueError, match="unknown model 'fast'"):
+        preset("fast")
+    assert model_options("lightweight_fast") == {**model_options("lightweight"), **defaults}
+    fast = build_model("lightweight_fast")
+    assert isinstance(fast, LightweightResponseTimeCNNWithAttention)
+    # the seed's weights plus 32,768 head weights for the average + max pooled vector (2 x 256)
+    assert n_params(fast) == 846_289 + 256 * 128
+    assert [s.conv.stride[0] for s in fast.conv_stages] == [4, 2]
+    assert not any(isinstance(m, nn.MaxPool1d) for m in fast.modules())
+    assert all(m.p == 0 for m in fast.modules() if isinstance(m, nn.Dropout))
+    tokens = fast.conv_stages(torch.zeros(1, 129, 200))
+    assert tokens.shape == (1, 256, 25)
+    assert fast.eval()(eeg(2, 129, 200)).shape == (2, 1)
+    # options given to build_model override the preset's, and the preset stays as it was
+    slow = build_model("lightweight_fast", pool_sizes=(2, 2), dropout=0.3)
+    assert [s.conv.stride[0] for s in slow.conv_stages] == [2, 2]
+    assert slow.conv_stages[0].drop.p == 0.3
+    assert preset("lightweight_fast")[1] == defaults
 
 
 def test_output_shapes_at_129_x_200():
@@ -497,9 +525,9 @@ def test_strided_downsampling_keeps_parameters_and_halves_conv_flops(name):
     assert conv_out["strided"].shape == conv_out["pooled"].shape  # same tokens downstream
     assert not torch.allclose(conv_out["strided"], conv_out["pooled"])  # another function
     # improved's third stage does not downsample, so it saves less
-    assert conv_out["strided_flops"] < (0.8 if name == "improved" else 0.6) * conv_out[
-        "pooled_flops"
-    ]
+    assert (
+        conv_out["strided_flops"] < (0.8 if name == "improved" else 0.6) * conv_out["pooled_flops"]
+    )
 
 
 @pytest.mark.parametrize(

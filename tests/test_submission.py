@@ -40,6 +40,7 @@ SMALL_OPTIONS = {
     "lightweight": {"conv_channels": (16, 32), "channel_reduction": 8, "head_hidden": (8,)},
     "improved": {"conv_channels": (16, 32, 32), "channel_reduction": 8, "head_hidden": (8,)},
     "lightweight_noattn": {"conv_channels": (16, 32), "head_hidden": (8,)},
+    "lightweight_fast": {"conv_channels": (16, 32), "channel_reduction": 8, "head_hidden": (8,)},
     "eegnex": {"eegnex_options": {"filter_1": 4, "filter_2": 8}},
 }
 @pytest.fixture(autouse=True, scope="module")
@@ -165,6 +166,21 @@ def test_every_attention_mechanism_exports_and_matches_eager(options):
     # no device baked in: the archive must also run on the server's GPU
     assert "DeviceObjType" not in str(loaded.inlined_graph)
     assert not any(op.startswith("aten::rms_norm") for op in exported.operators)
+
+
+def test_preset_run_reloads_and_exports_with_its_own_defaults(tmp_path):
+    from eegattn.training.runs import load_run
+
+    run = make_run(tmp_path, "lightweight_fast", 1)
+    model, config = load_run(run)
+    assert config["model"] == "lightweight_fast"
+    # rebuilt from the preset's name: strides 4 and 2, not the lightweight model's max-pools
+    assert [stage.conv.stride[0] for stage in model.conv_stages] == [4, 2]
+    exported = export_model(model, batch_sizes=CHECK)
+    loaded = torch.jit.load(io.BytesIO(exported.archive), map_location="cpu")
+    x = volts(5, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-5)
 
 
 def test_export_ties_fixed_devices_to_the_input():

@@ -22,6 +22,24 @@ _MODELS: dict[str, tuple[str, str]] = {
     "eegnex": ("eegattn.models.eegnex", "NormalizedEEGNeX"),
 }
 
+# preset name -> (registered model, option defaults): the same class with other defaults, so
+# a preset pickles, traces and loads exactly as its model and only the options differ.
+_PRESETS: dict[str, tuple[str, dict[str, object]]] = {
+    # the lightweight model re-tuned for speed (README, "Model benchmark"): strided convolutions
+    # (stride 4, then 2: 25 tokens), parameter-free position codes, average + max pooling and
+    # no dropout; the seed's convolution and attention weights, 32,768 more head weights
+    "lightweight_fast": (
+        "lightweight",
+        {
+            "downsample": "stride",
+            "pool_sizes": (4, 2),
+            "positional": "sinusoidal",
+            "pooling": "avgmax",
+            "dropout": 0.0,
+        },
+    ),
+}
+
 # public class / helper name -> module (loaded on first access)
 _LAZY = {cls: module for module, cls in _MODELS.values()} | {
     "EEGInputNormalization": "eegattn.models.normalization",
@@ -32,16 +50,34 @@ _LAZY = {cls: module for module, cls in _MODELS.values()} | {
 
 _SIGNAL_ARGS = ("n_chans", "n_outputs", "n_times", "sfreq")
 
-__all__ = ["available_models", "build_model", "model_class", *sorted(_LAZY)]
+__all__ = [
+    "available_models",
+    "build_model",
+    "model_class",
+    "model_options",
+    "preset",
+    *sorted(_LAZY),
+]
 
 
 def available_models() -> list[str]:
-    """Names accepted by :func:`build_model`, sorted."""
-    return sorted(_MODELS)
+    """Names accepted by :func:`build_model` (models and presets), sorted."""
+    return sorted([*_MODELS, *_PRESETS])
+
+
+def preset(name: str) -> tuple[str, dict[str, object]]:
+    """``(model name, option defaults)`` of a registry name; a plain model has no defaults."""
+    if name in _PRESETS:
+        base, options = _PRESETS[name]
+        return base, dict(options)
+    model_class(name)  # ValueError for unknown names
+    return name, {}
 
 
 def model_class(name: str) -> type:
-    """The class registered as ``name`` (imports its module)."""
+    """The class registered as ``name`` (a preset's model class; imports its module)."""
+    if isinstance(name, str) and name in _PRESETS:
+        name = _PRESETS[name][0]
     try:
         module, cls = _MODELS[name]
     except (KeyError, TypeError):
@@ -60,9 +96,11 @@ def _import_quietly(module: str):
 
 
 def model_options(name: str) -> dict[str, object]:
-    """The model options of ``name`` (beyond the signal arguments) with their defaults."""
+    """The model options of ``name`` (beyond the signal arguments) with their defaults (a
+    preset's own defaults included)."""
     params = inspect.signature(model_class(name).__init__).parameters
-    return {key: p.default for key, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    defaults = {key: p.default for key, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    return {**defaults, **preset(name)[1]}
 
 
 def build_model(
@@ -78,7 +116,9 @@ def build_model(
     Parameters
     ----------
     name : str
-        ``lightweight``, ``improved``, ``lightweight_noattn`` or ``eegnex``.
+        ``lightweight``, ``improved``, ``lightweight_noattn``, ``eegnex`` or the preset
+        ``lightweight_fast`` (the lightweight model with the options in ``_PRESETS``; options
+        given here override the preset's).
     n_chans, n_outputs, n_times, sfreq
         Signal arguments: the model takes (batch, n_chans, n_times) windows sampled at
         ``sfreq`` Hz and returns (batch, n_outputs).
@@ -98,6 +138,7 @@ def build_model(
             f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
             f"valid options: {', '.join(valid)}"
         )
+    options = {**preset(name)[1], **options}
     return cls(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **options)
 
 
