@@ -23,7 +23,8 @@ def add_arguments(parser, challenge=None):
                         help="hold this release out as the test set (train on the others)")
     parser.add_argument("--mini", action="store_true", help="use the mini releases")
     parser.add_argument("--model", default="lightweight",
-                        help="lightweight, improved, lightweight_noattn or eegnex")
+                        help="lightweight, lightweight_fast, improved, lightweight_noattn or "
+                        "eegnex")
     parser.add_argument("--model-options", default=None, type=json.loads,
                         help='model options as JSON, e.g. \'{"attention": "standard"}\'')
     parser.add_argument("--epochs", type=int, default=10)

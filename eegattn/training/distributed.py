@@ -344,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True,
                         help=".npz with X (n, n_chans, n_times), y (n,), optional groups, sfreq")
     parser.add_argument("--model", default="lightweight",
-                        help="registry name (lightweight, improved, lightweight_noattn, eegnex) "
-                             "or module:Class")
+                        help="registry name (lightweight, lightweight_fast, improved, "
+                             "lightweight_noattn, eegnex) or module:Class")
     parser.add_argument("--model-options", default="{}", help="JSON dict of model options")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64, help="global batch size")
