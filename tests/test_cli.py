@@ -103,18 +103,3 @@ def test_demo_rejects_bad_model_options_cleanly():
     from eegattn.cli import main
 
     assert main(["demo", "--model-options", "{not json"]) == 2
-
-
-def test_demo_defaults_to_the_fast_preset_of_the_lightweight_model():
-    import argparse
-    import json
-
-    from eegattn.commands import demo
-    from eegattn.models import available_models, preset
-
-    parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
-    args = parser.parse_args([])
-    assert args.model == "lightweight_fast" and args.model in available_models()
-    assert preset(args.model)[0] == "lightweight" and json.loads(args.model_options) == {}
-    assert parser.parse_args(["--model", "lightweight"]).model == "lightweight"
