@@ -67,7 +67,7 @@ def available_models() -> list[str]:
 
 def preset(name: str) -> tuple[str, dict[str, object]]:
     """``(model name, option defaults)`` of a registry name; a plain model has no defaults."""
-    if name in _PRESETS:
+    if isinstance(name, str) and name in _PRESETS:
         base, options = _PRESETS[name]
         return base, dict(options)
     model_class(name)  # ValueError for unknown names
