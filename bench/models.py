@@ -51,6 +51,8 @@ Usage::
     python bench/models.py --quick          # ~1 min smoke run: batch 32, 2 repeats, tiny data
     python bench/models.py --skip-nrmse --repeats 7
     python bench/models.py --skip-speed --epochs 10 --n-subjects 20
+    python bench/models.py --skip-speed --epochs 10 --root cache --n-subjects 24 \
+        --nrmse-models lightweight_fast eegnex --nrmse-seeds 0 1 2 3   # mean over 4 splits
     python bench/models.py --profile lightweight eegnex_braindecode   # where the time goes
     python bench/models.py --profile lightweight_fast --profile-mode infer --profile-batch 256
     python bench/models.py --skip-nrmse --models lightweight:downsample=stride,dropout=0.2
