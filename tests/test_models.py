@@ -133,7 +133,13 @@ def test_lightweight_fast_preset_is_the_lightweight_model_with_other_defaults():
     assert n_params(fast) == 846_289 + 256 * 128
     assert [s.conv.stride[0] for s in fast.conv_stages] == [4, 2]
     assert not any(isinstance(m, nn.MaxPool1d) for m in fast.modules())
-    assert all(m.p == 0 for m in fast.modules() if isinstance(m, nn.Dropout))
+    # element dropout off; whole feature maps and attention weights dropped instead
+    drops = {n: m.p for n, m in fast.named_modules() if isinstance(m, nn.Dropout)}
+    assert drops.pop("attention_blocks.0.attention.dropout") == 0.5
+    assert drops and all(p == 0 for p in drops.values())
+    assert [s.channel_drop.p for s in fast.conv_stages] == [0.3, 0.3]
+    preset("lightweight_fast")[1]["attention_options"]["dropout"] = 0.0  # a caller's copy
+    assert preset("lightweight_fast")[1]["attention_options"] == {"dropout": 0.5}
     tokens = fast.conv_stages(torch.zeros(1, 129, 200))
     assert tokens.shape == (1, 256, 25)
     assert fast.eval()(eeg(2, 129, 200)).shape == (2, 1)
@@ -372,6 +378,30 @@ def test_inattention_replaces_conv_dropout():
     drops = [s.drop for s in model.conv_stages]
     assert all(isinstance(d, InattentionDropout) and d.num_stacks == 2 for d in drops)
     assert [d.dropout_prob for d in drops] == [0.4, 0.4, 0.4]
+
+
+@pytest.mark.parametrize("name", ["lightweight", "improved", "lightweight_noattn"])
+def test_channel_dropout_drops_whole_feature_maps_in_training_only(name):
+    plain, model = small(name, dropout=0.0), small(name, dropout=0.0, channel_dropout=0.5)
+    assert n_params(model) == n_params(plain)  # no parameters, state dicts unchanged
+    assert not any(isinstance(m, nn.Dropout1d) for m in plain.modules())
+    stage = model.conv_stages[0]
+    assert list(stage._modules) == ["conv", "norm", "act", "drop", "channel_drop", "pool"]
+    assert stage.channel_drop.p == 0.5
+    x = torch.randn(16, 8, 64)
+    torch.manual_seed(0)
+    out = stage.train()(x)  # (16, 16, 32)
+    dead = (out == 0).all(dim=-1)  # whole maps, per window and channel
+    assert 0.3 < dead.float().mean() < 0.7
+    alive = out[~dead]
+    assert (alive != 0).float().mean() > 0.3  # the other maps are not masked element-wise
+    stage.eval()
+    torch.manual_seed(1)
+    first = stage(x)
+    torch.manual_seed(2)
+    assert torch.equal(first, stage(x)) and not (first == 0).all(dim=-1).any()
+    with pytest.raises(ValueError, match="channel_dropout must be a number in"):
+        small(name, channel_dropout=1.0)
 
 
 def test_gate_values_for_plotting():

@@ -35,8 +35,8 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
     n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, inattention, inattention_options, conv_channels, kernel_sizes, pool_sizes,
-    downsample, channel_reduction, temporal_kernel, pooling, head_hidden, activation,
-    input_scale, flat_eps
+    downsample, channel_dropout, channel_reduction, temporal_kernel, pooling, head_hidden,
+    activation, input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
     Notes
@@ -60,6 +60,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
         kernel_sizes: Sequence[int] = (7, 5),
         pool_sizes: Sequence[int] = (2, 2),
         downsample: str = "maxpool",
+        channel_dropout: float = 0.0,
         channel_reduction: int | None = None,
         temporal_kernel: int | None = None,
         pooling: str = "avg",
@@ -87,6 +88,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
             downsample=downsample,
+            channel_dropout=channel_dropout,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=0,

@@ -65,11 +65,16 @@ def _activation(name: str) -> nn.Module:
 
 
 class ConvStage(nn.Sequential):
-    """``Conv1d`` (bias, "same" padding) -> ``BatchNorm1d`` -> activation -> dropout -> max-pool.
+    """``Conv1d`` (bias, "same" padding) -> ``BatchNorm1d`` -> activation -> dropout
+    [-> channel dropout] -> max-pool.
 
     The dropout is :class:`~eegattn.attention.dropout.Dropout` or, with ``inattention=True``,
     an :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (seed 000)
-    built with ``dropout_prob=dropout`` and ``inattention_options``. ``pool=1`` skips the
+    built with ``dropout_prob=dropout`` and ``inattention_options``. ``channel_dropout > 0``
+    adds ``nn.Dropout1d``: in training it zeroes whole feature maps (one draw per window and
+    channel, Tompson et al. 2015, "spatial dropout"), which curbs the memorisation that
+    element dropout does not (neighbouring time steps are correlated, so a dropped element is
+    inferred from its neighbours). ``pool=1`` skips the
     pooling. ``downsample="stride"`` replaces convolution + max-pool by a convolution with
     stride ``pool`` (padding ``(kernel - 1) // 2``): the same parameters, ``pool`` times fewer
     convolution FLOPs and no pooling pass, but a different function (it samples the filter
@@ -92,8 +97,10 @@ class ConvStage(nn.Sequential):
         inattention: bool = False,
         inattention_options: dict | None = None,
         downsample: str = "maxpool",
+        channel_dropout: float = 0.0,
     ) -> None:
         _check_downsample(downsample)
+        channel_dropout = _probability("channel_dropout", channel_dropout)
         strided = downsample == "stride" and pool > 1
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if strided:
@@ -112,6 +119,8 @@ class ConvStage(nn.Sequential):
             )
         else:
             layers["drop"] = Dropout(dropout)
+        if channel_dropout > 0:
+            layers["channel_drop"] = nn.Dropout1d(channel_dropout)
         if pool > 1 and not strided:
             layers["pool"] = nn.MaxPool1d(pool)
         super().__init__(layers)
@@ -307,6 +316,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         head_hidden: Sequence[int],
         positional: str | None = None,
         downsample: str = "maxpool",
+        channel_dropout: float = 0.0,
         activation: str,
         input_scale: float,
         flat_eps: float,
@@ -374,6 +384,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
                     inattention=inattention,
                     inattention_options=inattention_options,
                     downsample=downsample,
+                    channel_dropout=channel_dropout,
                 )
             )
             width = out

@@ -38,8 +38,8 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
     n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, attention, attention_options, inattention, inattention_options, conv_channels,
-    kernel_sizes, pool_sizes, downsample, channel_reduction, temporal_kernel, n_attention_blocks,
-    ffn_ratio, pooling, head_hidden, activation, input_scale, flat_eps
+    kernel_sizes, pool_sizes, downsample, channel_dropout, channel_reduction, temporal_kernel,
+    n_attention_blocks, ffn_ratio, pooling, head_hidden, activation, input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
     Notes
@@ -68,6 +68,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
         kernel_sizes: Sequence[int] = (7, 5, 3),
         pool_sizes: Sequence[int] = (2, 2, 1),
         downsample: str = "maxpool",
+        channel_dropout: float = 0.0,
         channel_reduction: int | None = 8,
         temporal_kernel: int | None = 7,
         n_attention_blocks: int = 2,
@@ -98,6 +99,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
             downsample=downsample,
+            channel_dropout=channel_dropout,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=n_attention_blocks,

@@ -53,6 +53,9 @@ class LightweightResponseTimeCNNWithAttention(
         How a stage shortens time: convolution then max-pool (seed 002), or a convolution with
         stride ``pool`` (same parameters, half the convolution FLOPs at pool 2, no pooling
         pass; a different function, so train it as its own model).
+    channel_dropout : float
+        Dropout of whole feature maps after each convolution stage (``nn.Dropout1d``, "spatial
+        dropout"); 0 (the seed) adds no layer.
     channel_reduction : int or None
         Reduction ratio of the channel gate; None removes the gate.
     temporal_kernel : int or None
@@ -101,6 +104,7 @@ class LightweightResponseTimeCNNWithAttention(
         kernel_sizes: Sequence[int] = (7, 5),
         pool_sizes: Sequence[int] = (2, 2),
         downsample: str = "maxpool",
+        channel_dropout: float = 0.0,
         channel_reduction: int | None = 16,
         temporal_kernel: int | None = None,
         n_attention_blocks: int = 1,
@@ -131,6 +135,7 @@ class LightweightResponseTimeCNNWithAttention(
             kernel_sizes=kernel_sizes,
             pool_sizes=pool_sizes,
             downsample=downsample,
+            channel_dropout=channel_dropout,
             channel_reduction=channel_reduction,
             temporal_kernel=temporal_kernel,
             n_attention_blocks=n_attention_blocks,
