@@ -38,8 +38,9 @@ measured matmul FLOP/s in training. The speed-up targets are checked for two con
 the lightweight model: ``lightweight`` (seed 002 as written: convolution + max-pool, average
 pooling, dropout 0.4) and the registry preset ``lightweight_fast`` (``eegattn.models.preset``:
 strided convolutions with strides 4 and 2 instead of convolution + max-pool, so 25 tokens
-instead of 50, sinusoidal positions, average + max pooling, no dropout; the same convolution
-and attention weights, 32,768 more head weights for the wider pooled vector). The
+instead of 50, sinusoidal positions, average + max pooling, no element dropout but whole
+feature maps dropped at 0.3 and attention weights at 0.5; the same convolution and attention
+weights, 32,768 more head weights for the wider pooled vector). The
 "speed-up at matmul rate" column is the speed-up a model would reach if all its counted FLOPs
 ran at the measured ``torch.mm`` rate, against EEGNeX as measured. It is a yardstick, not a hard
 limit (the ``torch.mm`` rate is not the hardware's peak, and small models' repeats sometimes
