@@ -74,11 +74,11 @@ class ConvStage(nn.Sequential):
     adds ``nn.Dropout1d``: in training it zeroes whole feature maps (one draw per window and
     channel, Tompson et al. 2015, "spatial dropout"), which curbs the memorisation that
     element dropout does not (neighbouring time steps are correlated, so a dropped element is
-    inferred from its neighbours). ``pool=1`` skips the
-    pooling. ``downsample="stride"`` replaces convolution + max-pool by a convolution with
-    stride ``pool`` (padding ``(kernel - 1) // 2``): the same parameters, ``pool`` times fewer
-    convolution FLOPs and no pooling pass, but a different function (it samples the filter
-    responses instead of taking their maximum).
+    inferred from its neighbours). ``pool=1`` skips the pooling. ``downsample="stride"``
+    replaces convolution + max-pool by a convolution with stride ``pool`` (padding
+    ``(kernel - 1) // 2``): the same parameters, ``pool`` times fewer convolution FLOPs and no
+    pooling pass, but a different function (it samples the filter responses instead of taking
+    their maximum).
 
     Shapes: (b, in_channels, t) -> (b, out_channels, t // pool) with ``"maxpool"``, or
     (b, out_channels, :func:`stage_length`) with ``"stride"`` (``t / pool`` when it divides).
