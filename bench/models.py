@@ -67,8 +67,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -724,6 +726,12 @@ def target_checks(rows: dict, nrmse_cells: dict | None) -> list[tuple[str, bool 
                 x <= y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []), strict=False)
             )
             seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
+            diffs = [x - y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []),
+                                           strict=False)]
+            if len(diffs) > 1:  # how far the mean difference is from noise
+                se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+                seeds += f"paired difference {statistics.fmean(diffs):+.4f} (standard error " \
+                         f"{se:.4f}); "
             checks.append(
                 (
                     f"{model} NRMSE {a['nrmse']:.4f} <= EEGNeX NRMSE {b['nrmse']:.4f} "

@@ -120,6 +120,8 @@ def test_nrmse_over_seeds_compares_means_and_counts_paired_wins(bench):
     text, ok = next((t, p) for t, p in checks if t.startswith("lightweight_fast NRMSE"))
     # mean 0.8000 against 0.8167: met, although it loses on seed 0
     assert ok is True and "mean over 3 seeds, lower or equal on 2 of 3" in text
+    # differences +0.1, -0.05, -0.1: mean -0.0167, standard error 0.0601
+    assert "paired difference -0.0167 (standard error 0.0601)" in text
     table = bench.nrmse_table({"lightweight_fast": fast, bench.NRMSE_REFERENCE: ref})
     assert "0.900 / 0.700 / 0.800" in table and "1.000 / 2.000 / 3.000" in table
     worse = bench.combine_seeds([_run(0, 0.9), _run(1, 0.9), _run(2, 0.9)])

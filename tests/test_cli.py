@@ -103,3 +103,15 @@ def test_demo_rejects_bad_model_options_cleanly():
     from eegattn.cli import main
 
     assert main(["demo", "--model-options", "{not json"]) == 2
+
+
+def test_train_passes_early_stopping_options(monkeypatch):
+    import eegattn.training.pipeline as pipeline
+    from eegattn.cli import main
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
+    assert main(["train", "--challenge", "1", "--patience", "3", "--start-from-epoch", "0"]) == 0
+    assert seen["patience"] == 3 and seen["start_from_epoch"] == 0
+    assert main(["train", "--challenge", "1"]) == 0
+    assert seen["patience"] == 5 and seen["start_from_epoch"] is None

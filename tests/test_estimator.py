@@ -192,7 +192,8 @@ def test_crop_windows_takes_the_right_slices():
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
     X, y, groups = make_data()
-    est = small(model=ConstantEEG, max_epochs=10, patience=2).fit(X, y, groups=groups)
+    est = small(model=ConstantEEG, max_epochs=10, patience=2, start_from_epoch=0)
+    est.fit(X, y, groups=groups)
     assert est.stopped_early_ and est.n_epochs_ == 3 and est.best_epoch_ == 1
 
     # a noisy run: the kept weights are those of the epoch with the lowest validation loss
@@ -204,6 +205,22 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     valid = np.isin(groups, est.valid_subjects_)
     mse = float(np.mean((est.predict(X[valid]) - y[valid]) ** 2))
     assert mse == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_patience_counts_only_after_start_from_epoch():
+    X, y, groups = make_data()
+    # a constant model never improves on epoch 1: it stops `patience` epochs after the start
+    for start, stop in ((None, 7), (3, 5), (0, 3)):  # None: half of max_epochs (5)
+        est = small(model=ConstantEEG, max_epochs=10, patience=2, start_from_epoch=start)
+        est.fit(X, y, groups=groups)
+        assert est.stopped_early_ and est.n_epochs_ == stop and est.best_epoch_ == 1, start
+        assert len(est.history_) == stop
+    est = small(model=ConstantEEG, max_epochs=10, patience=2, start_from_epoch=9)
+    est.fit(X, y, groups=groups)
+    assert not est.stopped_early_ and est.n_epochs_ == 10
+    for bad in (-1, 1.5, True, "auto"):
+        with pytest.raises(ValueError, match="start_from_epoch"):
+            small(start_from_epoch=bad).fit(X, y, groups=groups)
 
 
 def test_windowset_input_gives_subject_split_and_provenance():

@@ -56,9 +56,11 @@ def test_second_run_gets_a_new_folder(cache, tmp_path):
 
 
 def test_held_out_release(cache, tmp_path):
-    result = _run(1, cache, tmp_path, releases=["R5"], test_release="R6")
+    result = _run(1, cache, tmp_path, releases=["R5"], test_release="R6", patience=3,
+                  start_from_epoch=0)
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["test_release"] == "R6" and config["releases"] == ["R5", "R6"]
+    assert config["estimator"]["patience"] == 3 and config["estimator"]["start_from_epoch"] == 0
     assert set(config["split"]["test"]).isdisjoint(config["split"]["train"])
 
 

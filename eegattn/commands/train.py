@@ -30,7 +30,11 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience")
+    parser.add_argument("--patience", type=int, default=5,
+                        help="early stopping: epochs without a better validation loss")
+    parser.add_argument("--start-from-epoch", type=int, default=None,
+                        help="early stopping ignores epochs up to this one (default: half of "
+                        "--epochs; 0 counts from the first)")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--subjects", type=int, default=24,
                         help="subjects per synthetic release")
@@ -50,7 +54,8 @@ def run(args):
     run_challenge(
         args.challenge, root=args.root, releases=args.releases, test_release=args.test_release,
         mini=args.mini, model=args.model, model_options=args.model_options, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+        start_from_epoch=args.start_from_epoch, seed=args.seed,
         runs_dir=args.runs_dir, run_name=args.run_name, cache_dir=args.cache_dir,
         n_subjects=args.subjects, n_jobs=args.n_jobs, device=args.device,
         verbose=0 if args.quiet else 1,

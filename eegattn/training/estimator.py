@@ -375,6 +375,13 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     early_stopping : bool
         Stop when the validation loss has not improved for ``patience`` epochs, and keep the
         best epoch's weights. Needs ``valid_fraction > 0``.
+    patience : int
+        Epochs without a new best validation loss before stopping.
+    start_from_epoch : int | None
+        Epochs up to and including this one do not count towards ``patience`` (the best
+        epoch is still tracked from the first). None: half of ``max_epochs``, rounded down,
+        because a cosine schedule keeps the learning rate high early on and models with
+        strong dropout often improve only late in it. 0 counts from the first epoch.
     valid_fraction : float
         Fraction of *subjects* held out for validation when ``groups`` is given (a WindowSet
         always gives them); without groups, a seeded fraction of windows. 0 trains on all.
@@ -424,6 +431,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         max_grad_norm=None,
         early_stopping=True,
         patience=5,
+        start_from_epoch=None,
         valid_fraction=0.2,
         crop_n_times=None,
         sfreq=100.0,
@@ -446,6 +454,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.max_grad_norm = max_grad_norm
         self.early_stopping = early_stopping
         self.patience = patience
+        self.start_from_epoch = start_from_epoch
         self.valid_fraction = valid_fraction
         self.crop_n_times = crop_n_times
         self.sfreq = sfreq
@@ -458,6 +467,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
 
+    def _patience_start(self) -> int:
+        """The last epoch that does not count towards ``patience``."""
+        if self.start_from_epoch is None:
+            return int(self.max_epochs) // 2
+        return int(self.start_from_epoch)
+
     def _check_params(self) -> None:
         def positive_int(name):
             v = getattr(self, name)
@@ -468,6 +483,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         positive_int("batch_size")
         if self.early_stopping:
             positive_int("patience")
+        start = self.start_from_epoch
+        if start is not None and (isinstance(start, bool)
+                                  or not isinstance(start, (int, np.integer)) or start < 0):
+            raise ValueError(f"start_from_epoch must be None or an integer >= 0, got {start!r}")
         if self.checkpoint_every is not None:
             positive_int("checkpoint_every")
         if self.crop_n_times is not None:
@@ -903,7 +922,7 @@ class _TrainingRun:
                 self.bad_epochs = 0
                 if est.early_stopping:
                     self.best_state = _cpu_state_dict(self.module)
-            else:
+            elif self.epoch + 1 > est._patience_start():
                 self.bad_epochs += 1
         self.history.append(record)
         if est.verbose:

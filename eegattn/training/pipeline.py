@@ -212,6 +212,7 @@ def run_challenge(
     batch_size: int = 64,
     lr: float = 1e-3,
     patience: int = 5,
+    start_from_epoch: int | None = None,
     valid_fraction: float = 0.15,
     test_fraction: float = 0.2,
     seed: int = 2025,
@@ -237,6 +238,8 @@ def run_challenge(
     model, model_options : a name from ``eegattn.models.available_models()`` and its options.
     epochs, batch_size, lr, patience : training budget (early stopping on a subject-wise
         validation split of ``valid_fraction`` of the training subjects).
+    start_from_epoch : epochs up to this one do not count towards ``patience`` (None: half
+        of ``epochs``; see ``EEGAttentionRegressor``).
     test_fraction : fraction of subjects held out for the test score (without test_release).
     seed : seeds the subject split, initialisation, data order and crops.
     n_subjects : subjects per synthetic release (ignored for real data).
@@ -272,7 +275,8 @@ def run_challenge(
 
     est = EEGAttentionRegressor(
         model=model, model_options=model_options, max_epochs=epochs, batch_size=batch_size,
-        lr=lr, patience=patience, valid_fraction=valid_fraction,
+        lr=lr, patience=patience, start_from_epoch=start_from_epoch,
+        valid_fraction=valid_fraction,
         crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None, device=device, seed=seed,
         verbose=verbose,
     )
