@@ -215,9 +215,10 @@ def test_patience_counts_only_after_start_from_epoch():
         est.fit(X, y, groups=groups)
         assert est.stopped_early_ and est.n_epochs_ == stop and est.best_epoch_ == 1, start
         assert len(est.history_) == stop
-    est = small(model=ConstantEEG, max_epochs=10, patience=2, start_from_epoch=9)
-    est.fit(X, y, groups=groups)
-    assert not est.stopped_early_ and est.n_epochs_ == 10
+    for start in (8, 9):  # patience runs out at the last epoch, or never: no early stop
+        est = small(model=ConstantEEG, max_epochs=10, patience=2, start_from_epoch=start)
+        est.fit(X, y, groups=groups)
+        assert not est.stopped_early_ and est.n_epochs_ == 10 and est.best_epoch_ == 1
     for bad in (-1, 1.5, True, "auto"):
         with pytest.raises(ValueError, match="start_from_epoch"):
             small(start_from_epoch=bad).fit(X, y, groups=groups)

@@ -1,25 +1,29 @@
 """`eegattn demo`: the main job on the embedded default data (what `make demo` runs).
 
 Generates the synthetic HBN-like release if it is not cached yet, then runs challenge 1 end to
-end with the lightweight attention model and prints the results table (model, mean predictor,
-oracle). Every run writes a new run folder.
+end with the lightweight attention model's fast preset and prints the results table (model,
+mean predictor, oracle). Every run writes a new run folder.
 """
 
 HELP = "challenge 1 end to end on the synthetic release (what `make demo` runs)"
 
 DEMO_EPOCHS = 10
-# The seed's lightweight model plus three options that let it read latencies within the demo's
-# budget (see the README): position codes, max pooling beside the mean, lighter dropout.
-DEMO_MODEL_OPTIONS = '{"positional": "sinusoidal", "pooling": "avgmax", "dropout": 0.1}'
+# The seed's lightweight model as its `lightweight_fast` preset: strided convolutions, position
+# codes, max pooling beside the mean, feature-map and attention dropout (see the README). The
+# seed's configuration scores like the mean predictor here; the preset beats it and the earlier
+# demo options on most seeded splits and trains ~2.5x faster.
+DEMO_MODEL = "lightweight_fast"
+DEMO_MODEL_OPTIONS = "{}"
 
 
 def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS,
                         help=f"training epochs (default {DEMO_EPOCHS})")
-    parser.add_argument("--model", default="lightweight", help="model name")
+    parser.add_argument("--model", default=DEMO_MODEL,
+                        help=f"model name (default {DEMO_MODEL})")
     parser.add_argument("--model-options", default=DEMO_MODEL_OPTIONS,
-                        help=f"model options as JSON (default {DEMO_MODEL_OPTIONS}; '{{}}' for "
-                        "the seed's configuration)")
+                        help="model options as JSON, on top of the model's preset (default "
+                        "none), e.g. '{\"channel_dropout\": 0.2}'")
     parser.add_argument("--subjects", type=int, default=24, help="synthetic subjects")
     parser.add_argument("--cache-dir", default=None,
                         help="synthetic release and window cache (default ./cache or "

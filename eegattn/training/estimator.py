@@ -931,7 +931,8 @@ class _TrainingRun:
         self.step_in_epoch = 0
         self.order, self.offsets = None, None
         self.epoch_started = None
-        if est.early_stopping and self.bad_epochs >= int(est.patience):
+        if (est.early_stopping and self.bad_epochs >= int(est.patience)
+                and self.epoch < int(est.max_epochs)):  # at the last epoch it is no early stop
             self.stopped_early = True
             if est.verbose:
                 print(f"early stopping: no improvement for {self.bad_epochs} epochs; keeping "
