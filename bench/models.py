@@ -57,6 +57,7 @@ Usage::
     python bench/models.py --profile lightweight eegnex_braindecode   # where the time goes
     python bench/models.py --profile lightweight_fast --profile-mode infer --profile-batch 256
     python bench/models.py --skip-nrmse --models lightweight:downsample=stride,dropout=0.2
+    python bench/models.py --merge-nrmse a.json b.json --out c.json  # splits 0-3 + 4-5
 
 Outputs: markdown tables and PASS/FAIL lines on stdout, ``bench/results/models.json`` and
 ``bench/results/models.png`` (``--quick`` writes ``models-quick.*``). Exit code 0 when every
@@ -607,6 +608,52 @@ def combine_seeds(runs: list[dict]) -> dict:
     return cell
 
 
+# what two NRMSE runs must share for their splits to be pooled (seeds give the splits)
+MERGE_SETTINGS = ("epochs", "train_batch", "lr", "n_subjects", "test_fraction", "trainer",
+                  "threads", "release_seed")
+
+
+def merge_nrmse(results: list[tuple[str, dict]]) -> tuple[dict, list[str]]:
+    """Pool the NRMSE runs of several benchmark JSONs (``(path, json)`` pairs) into one cell
+    per model, as if one run had used all their split seeds: runs are deterministic, and
+    EEGNeX costs ~20 min per split, so more splits are added run by run. The runs must share
+    the release and the training settings, and no seed may repeat. Models missing from a file
+    are left out (they did not see every split). Returns (cells, notes)."""
+    if len(results) < 2:
+        raise ValueError("--merge-nrmse needs at least two benchmark JSON files")
+    first_path, first = results[0]
+    for path, data in results:
+        if not isinstance(data.get("nrmse"), dict):
+            raise ValueError(f"{path} holds no NRMSE results (was it run with --skip-nrmse?)")
+    for path, data in results[1:]:
+        for key in MERGE_SETTINGS:
+            a, b = first.get("args", {}).get(key), data.get("args", {}).get(key)
+            if a != b:
+                raise ValueError(f"{path} was run with {key}={b}, {first_path} with {key}={a}; "
+                                 "only runs with the same settings can be pooled")
+        for key in ("folder", "n_windows"):
+            a, b = first.get("release", {}).get(key), data.get("release", {}).get(key)
+            if a != b:
+                raise ValueError(f"{path} used release {key} {b}, {first_path} {a}; only runs "
+                                 "on the same release can be pooled")
+    models = [m for m in first["nrmse"] if all(m in d["nrmse"] for _, d in results)]
+    notes = [f"{m} left out: not in every file" for _, d in results for m in d["nrmse"]
+             if m not in models]
+    if NRMSE_REFERENCE not in models:
+        raise ValueError(f"{NRMSE_REFERENCE} is not in every file; the target compares "
+                         "against it on the same splits")
+    cells = {}
+    for model in models:
+        runs = [r for _, d in results for r in d["nrmse"][model].get("runs", [])]
+        seeds = [r.get("seed") for r in runs]
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"{model}: split seed(s) {repeated} appear in more than one file; "
+                             "pool runs over different seeds")
+        cells[model] = combine_seeds(runs)
+    return cells, list(dict.fromkeys(notes))
+
+
 def nrmse_table(cells: dict) -> str:
     rows = []
     reference = None
@@ -920,8 +967,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="profile a training step (default) or an inference pass",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="per child, seconds")
+    parser.add_argument(
+        "--merge-nrmse",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="pool the NRMSE runs of earlier benchmark JSONs over different split seeds "
+        "(same release and settings) and print the table and checks; nothing is trained",
+    )
     parser.add_argument("--out", default=None, help="JSON path (PNG next to it)")
     args = parser.parse_args(argv)
+    if args.merge_nrmse:
+        if not args.out:
+            parser.error("--merge-nrmse needs --out (a new JSON path)")
+        args.out = Path(args.out)
+        if any(Path(p).resolve() == args.out.resolve() for p in args.merge_nrmse):
+            parser.error("--out must not be one of the --merge-nrmse inputs")
+        return args
     quick = args.quick
     args.repeats = args.repeats or (2 if quick else 5)
     args.batch = args.batch or (32 if quick else BATCH)
@@ -1011,6 +1073,8 @@ def main(argv=None) -> int:
         return 0
 
     args = parse_args(argv)
+    if args.merge_nrmse:
+        return run_merge(args)
     if args.profile:
         return run_profiles(args)
     started = time.perf_counter()
@@ -1062,6 +1126,37 @@ def main(argv=None) -> int:
         f"{results['wall_s'] / 60:.1f} min in all"
     )
     return 0 if all(p for _, p in checks) else 1
+
+
+def run_merge(args) -> int:
+    """--merge-nrmse: the pooled NRMSE table and checks of earlier runs."""
+    loaded = []
+    for path in args.merge_nrmse:
+        try:
+            loaded.append((path, json.loads(Path(path).read_text())))
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"error: cannot read {path} ({err}); give benchmark JSON files",
+                  file=sys.stderr)
+            return 2
+    try:
+        cells, notes = merge_nrmse(loaded)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    n = len(next(iter(cells.values())).get("per_seed", []))
+    print(f"### NRMSE pooled over {n} split seeds from {', '.join(args.merge_nrmse)}\n")
+    print(nrmse_table(cells))
+    for note in notes:
+        print(f"note: {note}")
+    checks = [(t, p) for t, p in target_checks({}, cells) if "NRMSE" in t]
+    print("\n### Targets\n")
+    for text, passed in checks:
+        print(f"{'PASS' if passed else 'FAIL' if passed is False else 'NOT RUN'}  {text}")
+    results = {"merged_from": list(args.merge_nrmse), "nrmse": cells,
+               "checks": [{"check": t, "pass": p} for t, p in checks]}
+    common.write_atomic(args.out, json.dumps(results, indent=1, default=str))
+    print(f"\nwrote {args.out}")
+    return 0 if all(p for _, p in checks if p is not None) else 1
 
 
 def run_speed(args, results: dict) -> tuple[dict, dict]:

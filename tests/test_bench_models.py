@@ -136,3 +136,54 @@ def test_a_failed_seed_fails_the_model(bench):
         {}, {"lightweight_fast": cell, bench.NRMSE_REFERENCE: bench.combine_seeds([_run(0, 1.0)])}
     )
     assert ("lightweight_fast NRMSE <= EEGNeX NRMSE: a training run failed", False) in checks
+
+
+def _result(bench, seeds, fast, ref, lr="0.001", extra=None):
+    cells = {
+        "lightweight_fast": bench.combine_seeds([_run(s, v) for s, v in zip(seeds, fast)]),
+        bench.NRMSE_REFERENCE: bench.combine_seeds([_run(s, v) for s, v in zip(seeds, ref)]),
+        **(extra or {}),
+    }
+    args = {"epochs": "10", "train_batch": "32", "lr": lr, "n_subjects": "24",
+            "test_fraction": "0.25", "trainer": "estimator", "threads": "None",
+            "release_seed": "None"}
+    return {"args": args, "release": {"folder": "r", "n_windows": 100}, "nrmse": cells}
+
+
+def test_merge_nrmse_pools_split_seeds_and_refuses_unlike_runs(bench):
+    other = {"improved": bench.combine_seeds([_run(0, 0.5)])}
+    a = _result(bench, [0, 1], [0.9, 0.7], [0.8, 0.75], extra=other)
+    b = _result(bench, [2], [0.8], [0.9])
+    cells, notes = bench.merge_nrmse([("a.json", a), ("b.json", b)])
+    assert list(cells) == ["lightweight_fast", bench.NRMSE_REFERENCE]
+    assert notes == ["improved left out: not in every file"]
+    assert cells["lightweight_fast"]["per_seed"] == [0.9, 0.7, 0.8]
+    assert cells["lightweight_fast"]["seeds"] == [0, 1, 2]
+    assert cells[bench.NRMSE_REFERENCE]["nrmse"] == pytest.approx((0.8 + 0.75 + 0.9) / 3)
+    with pytest.raises(ValueError, match="lr=0.002"):
+        bench.merge_nrmse([("a.json", a), ("c.json", _result(bench, [2], [0.8], [0.9], "0.002"))])
+    with pytest.raises(ValueError, match=r"seed\(s\) \[1\]"):
+        bench.merge_nrmse([("a.json", a), ("d.json", _result(bench, [1], [0.8], [0.9]))])
+    no_ref = {**b, "nrmse": {"lightweight_fast": b["nrmse"]["lightweight_fast"]}}
+    with pytest.raises(ValueError, match="not in every file"):
+        bench.merge_nrmse([("a.json", a), ("e.json", no_ref)])
+    with pytest.raises(ValueError, match="at least two"):
+        bench.merge_nrmse([("a.json", a)])
+
+
+def test_merge_nrmse_command_writes_a_new_file(bench, tmp_path, capsys):
+    import json
+
+    paths = []
+    for name, seeds in (("a.json", [0, 1]), ("b.json", [2])):
+        path = tmp_path / name
+        path.write_text(json.dumps(_result(bench, seeds, [0.9] * len(seeds), [0.8] * len(seeds))))
+        paths.append(str(path))
+    out = tmp_path / "merged.json"
+    assert bench.main(["--merge-nrmse", *paths, "--out", str(out)]) == 1  # 0.9 > 0.8: FAIL
+    merged = json.loads(out.read_text())
+    assert merged["merged_from"] == paths
+    assert merged["nrmse"]["lightweight_fast"]["seeds"] == [0, 1, 2]
+    assert "FAIL  lightweight_fast NRMSE 0.9000 <= EEGNeX NRMSE 0.8000" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--merge-nrmse", *paths, "--out", paths[0]])
