@@ -38,9 +38,10 @@ measured matmul FLOP/s in training. The speed-up targets are checked for two con
 the lightweight model: ``lightweight`` (seed 002 as written: convolution + max-pool, average
 pooling, dropout 0.4) and the registry preset ``lightweight_fast`` (``eegattn.models.preset``:
 strided convolutions with strides 4 and 2 instead of convolution + max-pool, so 25 tokens
-instead of 50, sinusoidal positions, average + max pooling, no element dropout but whole
-feature maps dropped at 0.3 and attention weights at 0.5; the same convolution and attention
-weights, 32,768 more head weights for the wider pooled vector). The
+instead of 50, sinusoidal positions, average + max pooling beside a position read-out of 4
+features per token, no element dropout but whole feature maps dropped at 0.3 and attention
+weights at 0.5; the same convolution and attention weights, 46,596 more head and read-out
+weights). The
 "speed-up at matmul rate" column is the speed-up a model would reach if all its counted FLOPs
 ran at the measured ``torch.mm`` rate, against EEGNeX as measured. It is a yardstick, not a hard
 limit (the ``torch.mm`` rate is not the hardware's peak, and small models' repeats sometimes
@@ -58,6 +59,7 @@ Usage::
     python bench/models.py --profile lightweight_fast --profile-mode infer --profile-batch 256
     python bench/models.py --skip-nrmse --models lightweight:downsample=stride,dropout=0.2
     python bench/models.py --merge-nrmse a.json b.json --out c.json  # splits 0-3 + 4-5
+    python bench/models.py --skip-speed --skip-reference ...  # then merge with EEGNeX's runs
 
 Outputs: markdown tables and PASS/FAIL lines on stdout, ``bench/results/models.json`` and
 ``bench/results/models.png`` (``--quick`` writes ``models-quick.*``). Exit code 0 when every
@@ -615,10 +617,12 @@ MERGE_SETTINGS = ("epochs", "train_batch", "lr", "n_subjects", "test_fraction", 
 
 def merge_nrmse(results: list[tuple[str, dict]]) -> tuple[dict, list[str]]:
     """Pool the NRMSE runs of several benchmark JSONs (``(path, json)`` pairs) into one cell
-    per model, as if one run had used all their split seeds: runs are deterministic, and
-    EEGNeX costs ~20 min per split, so more splits are added run by run. The runs must share
-    the release and the training settings, and no seed may repeat. Models missing from a file
-    are left out (they did not see every split). Returns (cells, notes)."""
+    per model, as if one run had trained every model on every split seed. Runs are
+    deterministic and EEGNeX costs ~20 min per split, so splits are added run by run, and a new
+    model variant can be run alone (``--skip-reference``) and compared with the EEGNeX splits
+    of earlier runs. The runs must share the release and the training settings, and no model
+    may repeat a seed. A model whose seeds differ from the reference's is left out (it did not
+    see the same splits). Returns (cells, notes)."""
     if len(results) < 2:
         raise ValueError("--merge-nrmse needs at least two benchmark JSON files")
     first_path, first = results[0]
@@ -636,22 +640,30 @@ def merge_nrmse(results: list[tuple[str, dict]]) -> tuple[dict, list[str]]:
             if a != b:
                 raise ValueError(f"{path} used release {key} {b}, {first_path} {a}; only runs "
                                  "on the same release can be pooled")
-    models = [m for m in first["nrmse"] if all(m in d["nrmse"] for _, d in results)]
-    notes = [f"{m} left out: not in every file" for _, d in results for m in d["nrmse"]
-             if m not in models]
-    if NRMSE_REFERENCE not in models:
-        raise ValueError(f"{NRMSE_REFERENCE} is not in every file; the target compares "
+    runs: dict[str, list] = {}
+    for _, data in results:
+        for model, cell in data["nrmse"].items():
+            runs.setdefault(model, []).extend(cell.get("runs", []))
+    if NRMSE_REFERENCE not in runs:
+        raise ValueError(f"{NRMSE_REFERENCE} is in none of the files; the target compares "
                          "against it on the same splits")
-    cells = {}
-    for model in models:
-        runs = [r for _, d in results for r in d["nrmse"][model].get("runs", [])]
-        seeds = [r.get("seed") for r in runs]
+    runs[NRMSE_REFERENCE] = runs.pop(NRMSE_REFERENCE)  # last, as in a benchmark run
+    for model, model_runs in runs.items():
+        seeds = [r.get("seed") for r in model_runs]
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise ValueError(f"{model}: split seed(s) {repeated} appear in more than one file; "
                              "pool runs over different seeds")
-        cells[model] = combine_seeds(runs)
-    return cells, list(dict.fromkeys(notes))
+    reference_seeds = sorted(r.get("seed") for r in runs[NRMSE_REFERENCE])
+    cells, notes = {}, []
+    for model, model_runs in runs.items():
+        seeds = sorted(r.get("seed") for r in model_runs)
+        if seeds != reference_seeds:
+            notes.append(f"{model} left out: split seeds {seeds}, {NRMSE_REFERENCE}'s "
+                         f"{reference_seeds}")
+            continue
+        cells[model] = combine_seeds(sorted(model_runs, key=lambda r: r.get("seed")))
+    return cells, notes
 
 
 def nrmse_table(cells: dict) -> str:
@@ -739,6 +751,31 @@ def summary_table(rows: dict, nrmse_cells: dict | None) -> str:
     )
 
 
+def nrmse_check(model: str, nrmse_cells: dict) -> tuple[str, bool | None]:
+    """(text, passed) of "``model``'s mean NRMSE <= EEGNeX's" over the same split seeds."""
+    a, b = nrmse_cells.get(model, {}), nrmse_cells.get(NRMSE_REFERENCE, {})
+    if a.get("status") == "ok" and b.get("status") == "ok":
+        n = len(a.get("per_seed", [a["nrmse"]]))
+        wins = sum(
+            x <= y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []), strict=False)
+        )
+        seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
+        diffs = [x - y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []),
+                                       strict=False)]
+        if len(diffs) > 1:  # how far the mean difference is from noise
+            se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+            seeds += f"paired difference {statistics.fmean(diffs):+.4f} (standard error " \
+                     f"{se:.4f}); "
+        return (
+            f"{model} NRMSE {a['nrmse']:.4f} <= EEGNeX NRMSE {b['nrmse']:.4f} "
+            f"({seeds}equal epoch budget)",
+            a["nrmse"] <= b["nrmse"],
+        )
+    if model in nrmse_cells:
+        return (f"{model} NRMSE <= EEGNeX NRMSE: a training run failed", False)
+    return (f"{model} NRMSE <= EEGNeX NRMSE: not measured", None)
+
+
 def target_checks(rows: dict, nrmse_cells: dict | None) -> list[tuple[str, bool | None]]:
     """(text, passed) per target; passed None = not measured in this run."""
     checks: list[tuple[str, bool | None]] = []
@@ -766,30 +803,7 @@ def target_checks(rows: dict, nrmse_cells: dict | None) -> list[tuple[str, bool 
         if nrmse_cells is None:
             checks.append((f"{model} NRMSE <= EEGNeX NRMSE: not measured", None))
             continue
-        a, b = nrmse_cells.get(model, {}), nrmse_cells.get(NRMSE_REFERENCE, {})
-        if a.get("status") == "ok" and b.get("status") == "ok":
-            n = len(a.get("per_seed", [a["nrmse"]]))
-            wins = sum(
-                x <= y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []), strict=False)
-            )
-            seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
-            diffs = [x - y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []),
-                                           strict=False)]
-            if len(diffs) > 1:  # how far the mean difference is from noise
-                se = statistics.stdev(diffs) / math.sqrt(len(diffs))
-                seeds += f"paired difference {statistics.fmean(diffs):+.4f} (standard error " \
-                         f"{se:.4f}); "
-            checks.append(
-                (
-                    f"{model} NRMSE {a['nrmse']:.4f} <= EEGNeX NRMSE {b['nrmse']:.4f} "
-                    f"({seeds}equal epoch budget)",
-                    a["nrmse"] <= b["nrmse"],
-                )
-            )
-        elif model in nrmse_cells:
-            checks.append((f"{model} NRMSE <= EEGNeX NRMSE: a training run failed", False))
-        else:
-            checks.append((f"{model} NRMSE <= EEGNeX NRMSE: not measured", None))
+        checks.append(nrmse_check(model, nrmse_cells))
     for name in PROJECT_MODELS:
         s = rows.get(name, {}).get("peak_fraction")
         if not s:
@@ -896,7 +910,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--nrmse-models",
         nargs="+",
         default=None,
-        help=f"NRMSE models (default: {' '.join(NRMSE_MODELS)}); {NRMSE_REFERENCE} is always added",
+        help=f"NRMSE models (default: {' '.join(NRMSE_MODELS)}); {NRMSE_REFERENCE} is added unless "
+        "--skip-reference",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5)")
     parser.add_argument("--batch", type=int, default=None, help="speed batch (default 256)")
@@ -975,6 +990,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="pool the NRMSE runs of earlier benchmark JSONs over different split seeds "
         "(same release and settings) and print the table and checks; nothing is trained",
     )
+    parser.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="do not train EEGNeX for the NRMSE; pool its splits from earlier runs with "
+        "--merge-nrmse",
+    )
     parser.add_argument("--out", default=None, help="JSON path (PNG next to it)")
     args = parser.parse_args(argv)
     if args.merge_nrmse:
@@ -1002,7 +1023,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         models.append(REFERENCE)
     args.models = list(dict.fromkeys(models))
     nrmse_models = list(args.nrmse_models or NRMSE_MODELS)
-    if NRMSE_REFERENCE not in nrmse_models:
+    if NRMSE_REFERENCE not in nrmse_models and not args.skip_reference:
         nrmse_models.append(NRMSE_REFERENCE)
     args.nrmse_models = list(dict.fromkeys(nrmse_models))
     for name in {*args.models, *args.nrmse_models, *(args.profile or ())} - {REFERENCE}:
@@ -1148,7 +1169,8 @@ def run_merge(args) -> int:
     print(nrmse_table(cells))
     for note in notes:
         print(f"note: {note}")
-    checks = [(t, p) for t, p in target_checks({}, cells) if "NRMSE" in t]
+    # every pooled model against the reference (a variant may be what a preset becomes)
+    checks = [nrmse_check(m, cells) for m in cells if m != NRMSE_REFERENCE]
     print("\n### Targets\n")
     for text, passed in checks:
         print(f"{'PASS' if passed else 'FAIL' if passed is False else 'NOT RUN'}  {text}")

@@ -156,17 +156,22 @@ def test_merge_nrmse_pools_split_seeds_and_refuses_unlike_runs(bench):
     b = _result(bench, [2], [0.8], [0.9])
     cells, notes = bench.merge_nrmse([("a.json", a), ("b.json", b)])
     assert list(cells) == ["lightweight_fast", bench.NRMSE_REFERENCE]
-    assert notes == ["improved left out: not in every file"]
+    assert notes == [f"improved left out: split seeds [0], {bench.NRMSE_REFERENCE}'s [0, 1, 2]"]
     assert cells["lightweight_fast"]["per_seed"] == [0.9, 0.7, 0.8]
     assert cells["lightweight_fast"]["seeds"] == [0, 1, 2]
     assert cells[bench.NRMSE_REFERENCE]["nrmse"] == pytest.approx((0.8 + 0.75 + 0.9) / 3)
+    # a model run alone (--skip-reference) is compared with the reference's earlier splits
+    alone = _result(bench, [0, 1, 2], [0.7, 0.6, 0.7], [1.0, 1.0, 1.0])
+    alone["nrmse"] = {"variant": alone["nrmse"]["lightweight_fast"]}
+    cells, _ = bench.merge_nrmse([("a.json", a), ("b.json", b), ("v.json", alone)])
+    assert list(cells) == ["lightweight_fast", "variant", bench.NRMSE_REFERENCE]
+    assert cells["variant"]["per_seed"] == [0.7, 0.6, 0.7]
     with pytest.raises(ValueError, match="lr=0.002"):
         bench.merge_nrmse([("a.json", a), ("c.json", _result(bench, [2], [0.8], [0.9], "0.002"))])
     with pytest.raises(ValueError, match=r"seed\(s\) \[1\]"):
         bench.merge_nrmse([("a.json", a), ("d.json", _result(bench, [1], [0.8], [0.9]))])
-    no_ref = {**b, "nrmse": {"lightweight_fast": b["nrmse"]["lightweight_fast"]}}
-    with pytest.raises(ValueError, match="not in every file"):
-        bench.merge_nrmse([("a.json", a), ("e.json", no_ref)])
+    with pytest.raises(ValueError, match="in none of the files"):
+        bench.merge_nrmse([("v.json", alone), ("w.json", alone)])
     with pytest.raises(ValueError, match="at least two"):
         bench.merge_nrmse([("a.json", a)])
 

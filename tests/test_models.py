@@ -130,7 +130,9 @@ def test_lightweight_fast_preset_is_the_lightweight_model_with_other_defaults():
     fast = build_model("lightweight_fast")
     assert isinstance(fast, LightweightResponseTimeCNNWithAttention)
     # the seed's weights plus 32,768 head weights for the average + max pooled vector (2 x 256)
-    assert n_params(fast) == 846_289 + 256 * 128
+    # and the position read-out: 256 x 4 projection + bias, 25 tokens x 4 into the head's 128
+    assert n_params(fast) == 846_289 + 256 * 128 + (256 * 4 + 4) + 25 * 4 * 128 == 892_885
+    assert (fast.pool.n_tokens, fast.pool.k) == (25, 4)
     assert [s.conv.stride[0] for s in fast.conv_stages] == [4, 2]
     assert not any(isinstance(m, nn.MaxPool1d) for m in fast.modules())
     # element dropout off; whole feature maps and attention weights dropped instead
@@ -402,6 +404,28 @@ def test_channel_dropout_drops_whole_feature_maps_in_training_only(name):
     assert torch.equal(first, stage(x)) and not (first == 0).all(dim=-1).any()
     with pytest.raises(ValueError, match="channel_dropout must be a number in"):
         small(name, channel_dropout=1.0)
+
+
+@pytest.mark.parametrize("name", ["lightweight", "improved", "lightweight_noattn"])
+def test_position_readout_lets_the_head_see_token_order(name):
+    from eegattn.models.blocks import PositionReadout
+
+    plain, model = small(name), small(name, position_readout=3)
+    assert isinstance(model.pool, PositionReadout) and not isinstance(plain.pool, PositionReadout)
+    n_tokens, width = model.pool.n_tokens, model.pool.proj.in_features
+    hidden = model.head[0].out_features
+    assert n_params(model) - n_params(plain) == width * 3 + 3 + n_tokens * 3 * hidden
+    tokens = torch.randn(2, n_tokens, width)
+    reversed_tokens = tokens.flip(1)
+    # pooling alone cannot tell the order of the tokens; the read-out can
+    assert torch.allclose(plain.pool(tokens), plain.pool(reversed_tokens), atol=1e-6)
+    pooled = model.pool(tokens)
+    assert pooled.shape == (2, plain.pool(tokens).shape[1] + n_tokens * 3)
+    assert not torch.allclose(pooled, model.pool(reversed_tokens))
+    assert model.eval()(eeg(2, SMALL["n_chans"], SMALL["n_times"])).shape == (2, 1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="position_readout must be an integer >= 0"):
+            small(name, position_readout=bad)
 
 
 def test_gate_values_for_plotting():

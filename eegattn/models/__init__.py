@@ -30,7 +30,9 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     # 4, then 2: 25 tokens), parameter-free position codes, average + max pooling; element
     # dropout off, whole-feature-map dropout 0.3 after each convolution stage and attention
     # weight dropout 0.5 instead (they stop the memorising that element dropout did not);
-    # the seed's convolution and attention weights, 32,768 more head weights
+    # a position-specific read-out of 4 features per token beside the pooling (the head sees
+    # when the evoked wave peaks); the seed's convolution and attention weights, 46,596 more
+    # head and read-out weights
     "lightweight_fast": (
         "lightweight",
         {
@@ -41,6 +43,7 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
             "dropout": 0.0,
             "channel_dropout": 0.3,
             "attention_options": {"dropout": 0.5},
+            "position_readout": 4,
         },
     ),
 }

@@ -35,8 +35,8 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
     n_chans, n_outputs, n_times, chs_info, input_window_seconds, sfreq
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, inattention, inattention_options, conv_channels, kernel_sizes, pool_sizes,
-    downsample, channel_dropout, channel_reduction, temporal_kernel, pooling, head_hidden,
-    activation, input_scale, flat_eps
+    downsample, channel_dropout, channel_reduction, temporal_kernel, pooling, position_readout,
+    head_hidden, activation, input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
     Notes
@@ -64,6 +64,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
         channel_reduction: int | None = None,
         temporal_kernel: int | None = None,
         pooling: str = "avg",
+        position_readout: int = 0,
         head_hidden: Sequence[int] = (128, 32),
         activation: str = "relu",
         input_scale: float = MICROVOLTS_PER_VOLT,
@@ -94,6 +95,7 @@ class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn
             n_attention_blocks=0,
             ffn_ratio=2,
             pooling=pooling,
+            position_readout=position_readout,
             head_hidden=head_hidden,
             activation=activation,
             input_scale=input_scale,

@@ -225,6 +225,30 @@ class GlobalPool(nn.Module):
         return f"mode={self.mode!r}"
 
 
+class PositionReadout(nn.Module):
+    """Global pooling plus a read-out that keeps *where* each feature was.
+
+    Every token is projected to ``k`` features and the flattened ``(n_tokens * k)`` vector is
+    appended to the pooled one, so the head can weigh early and late tokens differently, as
+    EEGNeX's dense layer over its flattened feature map does (Chen et al. 2024). Pooling alone
+    averages positions away, and a latency is a position.
+
+    Shapes: (b, n_tokens, dim) -> (b, pooled + n_tokens * k).
+    """
+
+    def __init__(self, pool: GlobalPool, dim: int, n_tokens: int, k: int) -> None:
+        super().__init__()
+        self.pool = pool
+        self.proj = nn.Linear(dim, k)
+        self.n_tokens, self.k = n_tokens, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.pool(x), self.proj(x).flatten(1)], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"n_tokens={self.n_tokens}, k={self.k}"
+
+
 class RegressionHead(nn.Sequential):
     """MLP ``in -> hidden[0] -> ... -> n_outputs`` with ReLU and dropout between layers.
 
@@ -317,6 +341,7 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         positional: str | None = None,
         downsample: str = "maxpool",
         channel_dropout: float = 0.0,
+        position_readout: int = 0,
         activation: str,
         input_scale: float,
         flat_eps: float,
@@ -354,6 +379,12 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
                 f"n_attention_blocks must be an integer >= 0, got {n_attention_blocks!r}"
             )
         head_hidden = _int_tuple("head_hidden", head_hidden, allow_empty=True)
+        if (isinstance(position_readout, bool) or not isinstance(position_readout, int)
+                or position_readout < 0):
+            raise ValueError(
+                f"position_readout must be an integer >= 0 (features per token), got "
+                f"{position_readout!r}"
+            )
         for name, options in (
             ("attention_options", attention_options),
             ("inattention_options", inattention_options),
@@ -412,6 +443,9 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         )
         self.pool = GlobalPool(pooling)
         pooled = width * (2 if pooling == "avgmax" else 1)
+        if position_readout:
+            self.pool = PositionReadout(self.pool, width, steps, position_readout)
+            pooled += steps * position_readout
         self.head = RegressionHead(pooled, head_hidden, n_outputs, dropout)
 
     def forward(self, x: Tensor) -> Tensor:

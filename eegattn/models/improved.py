@@ -39,7 +39,8 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
         braindecode's signal arguments; the input must be exactly (batch, n_chans, n_times).
     dropout, attention, attention_options, inattention, inattention_options, conv_channels,
     kernel_sizes, pool_sizes, downsample, channel_dropout, channel_reduction, temporal_kernel,
-    n_attention_blocks, ffn_ratio, pooling, head_hidden, activation, input_scale, flat_eps
+    n_attention_blocks, ffn_ratio, pooling, position_readout, head_hidden, activation,
+    input_scale, flat_eps
         As in :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`.
 
     Notes
@@ -74,6 +75,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
         n_attention_blocks: int = 2,
         ffn_ratio: int = 2,
         pooling: str = "avgmax",
+        position_readout: int = 0,
         head_hidden: Sequence[int] = (256, 64),
         activation: str = "relu",
         positional: str | None = None,
@@ -105,6 +107,7 @@ class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModul
             n_attention_blocks=n_attention_blocks,
             ffn_ratio=ffn_ratio,
             pooling=pooling,
+            position_readout=position_readout,
             head_hidden=head_hidden,
             activation=activation,
             positional=positional,

@@ -69,6 +69,10 @@ class LightweightResponseTimeCNNWithAttention(
         None (the seed) leaves the attention and pooling blind to time order.
     pooling : {"avg", "avgmax"}
         Global pooling over time; "avgmax" concatenates mean and max (head input 2x width).
+    position_readout : int
+        Features per token of a position-specific read-out beside the pooling (0, the seed:
+        none): each token is projected to this many features and the flattened vector joins
+        the pooled one, so the head sees *when* things happen (see ``PositionReadout``).
     head_hidden : sequence of int
         Hidden widths of the regression head.
     activation : {"relu", "gelu", "elu"}
@@ -110,6 +114,7 @@ class LightweightResponseTimeCNNWithAttention(
         n_attention_blocks: int = 1,
         ffn_ratio: int = 2,
         pooling: str = "avg",
+        position_readout: int = 0,
         head_hidden: Sequence[int] = (128, 32),
         activation: str = "relu",
         positional: str | None = None,
@@ -141,6 +146,7 @@ class LightweightResponseTimeCNNWithAttention(
             n_attention_blocks=n_attention_blocks,
             ffn_ratio=ffn_ratio,
             pooling=pooling,
+            position_readout=position_readout,
             head_hidden=head_hidden,
             activation=activation,
             positional=positional,
