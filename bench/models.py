@@ -756,12 +756,10 @@ def nrmse_check(model: str, nrmse_cells: dict) -> tuple[str, bool | None]:
     a, b = nrmse_cells.get(model, {}), nrmse_cells.get(NRMSE_REFERENCE, {})
     if a.get("status") == "ok" and b.get("status") == "ok":
         n = len(a.get("per_seed", [a["nrmse"]]))
-        wins = sum(
-            x <= y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []), strict=False)
-        )
-        seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
         diffs = [x - y for x, y in zip(a.get("per_seed", []), b.get("per_seed", []),
                                        strict=False)]
+        wins = sum(d <= 0 for d in diffs)
+        seeds = f"mean over {n} seeds, lower or equal on {wins} of {n}; " if n > 1 else ""
         if len(diffs) > 1:  # how far the mean difference is from noise
             se = statistics.stdev(diffs) / math.sqrt(len(diffs))
             seeds += f"paired difference {statistics.fmean(diffs):+.4f} (standard error " \
