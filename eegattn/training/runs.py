@@ -29,11 +29,12 @@ import math
 import os
 import platform
 import re
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from eegattn.utils.io import write_json_atomic
 
 __all__ = [
     "RUN_FORMAT",
@@ -120,22 +121,8 @@ def _jsonable(value, where: str):
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_json(path: Path, obj) -> None:
-    _atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_json_atomic(path, obj)  # NaN / Inf were already turned into None by _jsonable
 
 
 def _read_json(path: Path, what: str) -> dict:
