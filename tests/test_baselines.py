@@ -91,7 +91,7 @@ def test_seed_cnn_layout_follows_seed_000():
     assert baseline.inattention_layers() == []
     layers = inatt.inattention_layers()
     assert [(layer.channels, layer.num_stacks, layer.dropout_prob, layer.mode)
-            for layer in layers] == [(64, 3, 0.25, "seed"), (128, 3, 0.25, "seed")]
+            for layer in layers] == [(64, 3, 0.25, "faithful"), (128, 3, 0.25, "faithful")]
 
 
 def _tiny_images(n=48, seed=0) -> vis.ImageSplits:
@@ -103,7 +103,7 @@ def _tiny_images(n=48, seed=0) -> vis.ImageSplits:
                            ["a", "b", "c", "d"])
 
 
-@pytest.mark.parametrize("mode", ["seed", "relaxed"])
+@pytest.mark.parametrize("mode", ["faithful", "relaxed"])
 def test_inattention_cnn_trains_and_is_plotted(mode, tmp_path):
     torch.manual_seed(0)
     model = SeedCNN(1, 4, 8, inattention=True, inattention_mode=mode, widths=(8, 8, 8),
@@ -115,7 +115,7 @@ def test_inattention_cnn_trains_and_is_plotted(mode, tmp_path):
     assert len(history) == 2 and all(0 <= r["valid_acc"] <= 1 for r in history)
     assert not torch.equal(layer.alpha.detach(), alpha_before)  # alphas learn in both modes
     conv_learned = not torch.equal(layer.mask_convs[0].weight.detach(), conv_before)
-    assert conv_learned == (mode == "relaxed")  # the seed's Bernoulli passes no gradient
+    assert conv_learned == (mode == "relaxed")  # the original's Bernoulli passes no gradient
     model.eval()
     model(_tiny_images().x_test[:5])
     keep = layer.last_keep_prob

@@ -1,4 +1,5 @@
-"""Inattention dropout (seed 000): the faithful seed mode, its defects, and the relaxed fix."""
+"""Inattention dropout (Inattention NotaBene, B. Galoaa 2025): the faithful mode, its defects,
+and the relaxed fix."""
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.mark.parametrize("mode", ["relaxed", "seed"])
+@pytest.mark.parametrize("mode", ["relaxed", "faithful"])
 @pytest.mark.parametrize("spatial_dims", [1, 2])
 @pytest.mark.parametrize("shape", [(4, 6, 20), (4, 6, 5, 7)])
 def test_shapes_for_1d_and_2d_inputs(mode, spatial_dims, shape):
@@ -21,7 +22,7 @@ def test_shapes_for_1d_and_2d_inputs(mode, spatial_dims, shape):
         layer.train(training)
         assert layer(x).shape == x.shape
         keep = layer.last_keep_prob
-        if mode == "seed":  # per element
+        if mode == "faithful":  # per element
             assert keep.shape == (4, 3, *shape[1:])
         else:  # per channel
             assert keep.shape == (4, 3, 6)
@@ -49,25 +50,25 @@ def test_conv1d_and_conv2d_builds_give_the_same_result_on_either_rank():
         torch.testing.assert_close(one(x), two(x))
 
 
-@pytest.mark.parametrize("mode", ["relaxed", "seed"])
+@pytest.mark.parametrize("mode", ["relaxed", "faithful"])
 def test_eval_is_deterministic(mode):
     layer = InattentionDropout(6, 0.4, 3, mode=mode).eval()
     x = torch.randn(4, 6, 30)
     first, second = layer(x), layer(x)
     assert torch.equal(first, second)
-    if mode == "seed":  # the seed's evaluation is the identity
+    if mode == "faithful":  # the original's evaluation is the identity
         assert torch.equal(first, x)
 
 
 def test_training_is_random_in_both_modes():
     x = torch.randn(4, 6, 30)
-    for mode in ("relaxed", "seed"):
+    for mode in ("relaxed", "faithful"):
         layer = InattentionDropout(6, 0.4, 3, mode=mode).train()
         assert not torch.equal(layer(x), layer(x))
 
 
-def _seed_reference(layer, x, alpha):
-    """The seed's forward written out with the layer's convolutions and a given alpha."""
+def _faithful_reference(layer, x, alpha):
+    """Inattention NotaBene's forward, written with the layer's convolutions and an alpha."""
     p = layer.dropout_prob
     a = torch.softmax(alpha, dim=0)
     combined = torch.ones_like(x)
@@ -80,8 +81,8 @@ def _seed_reference(layer, x, alpha):
     return x * combined / (1 - p), masks
 
 
-def test_seed_mode_reproduces_the_seed_and_its_gradients():
-    layer = InattentionDropout(5, 0.3, 3, mode="seed").train()
+def test_faithful_mode_reproduces_the_original_and_its_gradients():
+    layer = InattentionDropout(5, 0.3, 3, mode="faithful").train()
     torch.testing.assert_close(layer.alpha.detach(), torch.full((3,), 1 / 3))
     x = torch.randn(2, 5, 40)
     weights = torch.randn(2, 5, 40)
@@ -92,7 +93,7 @@ def test_seed_mode_reproduces_the_seed_and_its_gradients():
 
     alpha = torch.full((3,), 1 / 3, requires_grad=True)
     torch.manual_seed(123)
-    expected, masks = _seed_reference(layer, x, alpha)
+    expected, masks = _faithful_reference(layer, x, alpha)
     (expected * weights).sum().backward()
 
     torch.testing.assert_close(out, expected)
@@ -100,11 +101,11 @@ def test_seed_mode_reproduces_the_seed_and_its_gradients():
     for conv in layer.mask_convs:
         for param in conv.parameters():
             assert param.grad is None or torch.count_nonzero(param.grad) == 0
-    # ... while alpha gets exactly the seed's gradient, which sums to 0 (softmax shift)
+    # ... while alpha gets exactly the original's gradient, which sums to 0 (softmax shift)
     torch.testing.assert_close(layer.alpha.grad, alpha.grad)
     assert layer.alpha.grad.abs().max() > 0
     assert abs(float(layer.alpha.grad.sum())) < 1e-4
-    # the seed's mask is never 0: each stack multiplies by 1 or 1 - a_k
+    # the original's mask is never 0: each stack multiplies by 1 or 1 - a_k
     ratio = out.detach() / (x / (1 - 0.3))
     assert float(ratio.min()) >= (1 - 1 / 3) ** 3 - 1e-6
     assert any(bool((m == 0).any()) for m in masks)
@@ -145,10 +146,10 @@ def test_relaxed_mode_learns_to_forget_a_noise_channel():
     assert keep[3] < 0.7 - 0.1  # moved below its initial value 1 - p
 
 
-def test_seed_mode_training_leaves_mask_convolutions_unchanged():
+def test_faithful_mode_training_leaves_mask_convolutions_unchanged():
     torch.manual_seed(0)
-    initial = InattentionDropout(4, 0.3, 3, mode="seed").state_dict()
-    layer, _ = _train_toy("seed")
+    initial = InattentionDropout(4, 0.3, 3, mode="faithful").state_dict()
+    layer, _ = _train_toy("faithful")
     for name, value in layer.state_dict().items():
         if name.startswith("mask_convs"):
             assert torch.equal(value, initial[name]), name
@@ -186,9 +187,9 @@ def test_relaxed_training_average_matches_eval_output():
     assert bool((sampled == 0).any())
 
 
-def test_seed_mode_training_average_differs_from_eval_output():
+def test_faithful_mode_training_average_differs_from_eval_output():
     p = 0.25
-    layer = InattentionDropout(5, p, 3, mode="seed")
+    layer = InattentionDropout(5, p, 3, mode="faithful")
     x = torch.randn(1, 5, 12).expand(4000, 5, 12)
     with torch.no_grad():
         sampled_mean = layer.train()(x).mean(0)
@@ -198,13 +199,13 @@ def test_seed_mode_training_average_differs_from_eval_output():
     expected = x[0] * (1 - a * (1 - q)).prod(0) / (1 - p)
     torch.testing.assert_close(sampled_mean, expected, atol=0.03, rtol=0.03)
     evaluated = layer.eval()(x[:1])[0]
-    # E[M] / (1 - p) is not 1: the seed's train and eval scales differ
+    # E[M] / (1 - p) is not 1: the original's train and eval scales differ
     assert torch.equal(evaluated, x[0])
     assert float((expected / x[0] - 1).abs().mean()) > 0.05
 
 
 def test_zero_dropout_is_identity():
-    for mode in ("relaxed", "seed"):
+    for mode in ("relaxed", "faithful"):
         layer = InattentionDropout(3, 0.0, 2, mode=mode).train()
         x = torch.randn(2, 3, 5)
         assert torch.equal(layer(x), x)
@@ -226,7 +227,7 @@ def test_invalid_options_and_inputs():
     with pytest.raises(ValueError, match="mode"):
         InattentionDropout(4, 0.2, 2, mode="gumbel")
     with pytest.raises(ValueError, match="per-channel"):
-        InattentionDropout(4, 0.2, 2, mode="seed", granularity="channel")
+        InattentionDropout(4, 0.2, 2, mode="faithful", granularity="channel")
     with pytest.raises(ValueError, match="temperature"):
         InattentionDropout(4, 0.2, 2, temperature=0)
     with pytest.raises(ValueError, match="spatial_dims"):
@@ -241,11 +242,11 @@ def test_invalid_options_and_inputs():
 
 
 def test_stacked_layers_take_per_layer_settings():
-    stacked = StackedInattentionDropout([8, 16, 32], [0.2, 0.3, 0.4], [3, 4, 5], mode="seed")
+    stacked = StackedInattentionDropout([8, 16, 32], [0.2, 0.3, 0.4], [3, 4, 5], mode="faithful")
     assert len(stacked) == 3
     assert [layer.num_stacks for layer in stacked.layers] == [3, 4, 5]
     assert [layer.dropout_prob for layer in stacked.layers] == [0.2, 0.3, 0.4]
-    assert stacked[1].channels == 16 and stacked[1].mode == "seed"
+    assert stacked[1].channels == 16 and stacked[1].mode == "faithful"
     stacked.eval()
     x = torch.randn(2, 16, 10)
     assert torch.equal(stacked(x, 1), x)
@@ -266,3 +267,27 @@ def test_stacked_rejects_bad_settings():
         stacked(torch.randn(2, 4, 5), 2)
     with pytest.raises(ValueError, match="built for 8 channels"):
         stacked(torch.randn(2, 4, 5), 1)
+
+
+def test_seed_mode_name_is_a_deprecated_alias_of_faithful():
+    x = torch.randn(3, 6, 20)
+    torch.manual_seed(7)
+    faithful = InattentionDropout(6, 0.3, 3, mode="faithful")
+    torch.manual_seed(7)
+    with pytest.warns(DeprecationWarning, match="mode='faithful'"):
+        alias = InattentionDropout(6, 0.3, 3, mode="seed")
+    assert alias.mode == "faithful" and alias.granularity == "element"
+    assert alias.state_dict().keys() == faithful.state_dict().keys()
+    for name, value in faithful.state_dict().items():
+        assert torch.equal(alias.state_dict()[name], value), name
+    for training in (True, False):
+        faithful.train(training)
+        alias.train(training)
+        torch.manual_seed(11)
+        expected = faithful(x)
+        torch.manual_seed(11)
+        torch.testing.assert_close(alias(x), expected, rtol=0, atol=0)
+        torch.testing.assert_close(alias.last_keep_prob, faithful.last_keep_prob, rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning):
+        stacked = StackedInattentionDropout([4, 8], 0.2, 2, mode="seed")
+    assert [layer.mode for layer in stacked.layers] == ["faithful", "faithful"]

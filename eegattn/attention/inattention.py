@@ -1,9 +1,10 @@
 """Inattention: learned, stacked dropout that decides what to forget.
 
-Source: seed 000, "Inattention NotaBene" (B. Galoaa, 2025,
+Source: "Inattention NotaBene" (B. Galoaa, 2025,
 https://github.com/bishoymoussa/inattention-notabene). Two modes:
 
-``mode="seed"`` reproduces the seed exactly. For each stack ``k`` a 1x1 convolution (with bias)
+``mode="faithful"`` reproduces Inattention NotaBene's published layer exactly (``"seed"`` is a
+deprecated alias of it). For each stack ``k`` a 1x1 convolution (with bias)
 gives keep probabilities ``q_k = sigmoid(conv_k(x)) * (1 - p) + p`` per element; a mask
 ``m_k ~ Bernoulli(q_k)`` is drawn with ``torch.bernoulli``; with ``a = softmax(alpha)``
 (``alpha`` initialised to ``1 / num_stacks``) the mask is
@@ -33,7 +34,7 @@ output ``x * E[M] / (1 - p)`` differs from the evaluation output ``x``.
   dropout with rate ``p`` and the identity in expectation. With ``hard=False`` the agreement is
   approximate (the relaxed sample's mean is pulled slightly towards 1/2).
 
-In both modes ``dropout_prob=0`` makes the layer the identity (as in the seed).
+In both modes ``dropout_prob=0`` makes the layer the identity (as in the original).
 
 Plotting: ``last_keep_prob`` (detached) is ``(b, stacks, c)`` for per-channel masks and
 ``(b, stacks, c, *spatial)`` for per-element ones; ``alphas`` is the softmax weight per stack.
@@ -42,6 +43,7 @@ Plotting: ``last_keep_prob`` (detached) is ``(b, stacks, c)`` for per-channel ma
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from numbers import Real
 
@@ -50,7 +52,9 @@ from torch import Tensor, nn
 
 from eegattn.attention.base import check_positive_int
 
-MODES = ("relaxed", "seed")
+MODES = ("relaxed", "faithful")
+#: Old mode names that still work: ``"seed"`` was the first name of ``"faithful"``.
+_MODE_ALIASES = {"seed": "faithful"}
 GRANULARITIES = ("channel", "element")
 _EPS = 1e-6
 
@@ -76,24 +80,28 @@ def _check_temperature(name: str, value) -> float:
 
 
 class InattentionDropout(nn.Module):
-    """Stacked learned dropout (seed 000), faithful (``mode="seed"``) or fixed (``"relaxed"``).
+    """Stacked learned dropout (Inattention NotaBene), faithful or fixed (``"relaxed"``).
 
     Parameters
     ----------
     channels : int
         Channels ``c`` of the input.
     dropout_prob : float in [0, 1)
-        ``p``. Seed mode: floor of the keep probability and the output scale ``1 / (1 - p)``.
+        ``p``. Faithful mode: floor of the keep probability and the output scale
+        ``1 / (1 - p)``.
         Relaxed mode: the initial drop probability and the output scale ``1 / (1 - p)``.
     num_stacks : int >= 1
         Number of stacked mask generators.
-    mode : {"relaxed", "seed"}
+    mode : {"relaxed", "faithful"}
+        ``"relaxed"`` (default) fixes the original's defects; ``"faithful"`` reproduces
+        Inattention NotaBene's layer exactly, defects included. ``"seed"`` is a deprecated
+        alias of ``"faithful"`` (a ``DeprecationWarning``; ``self.mode`` is then "faithful").
     temperature : float > 0
         Relaxed mode: temperature of the Gumbel-sigmoid sample (lower = closer to Bernoulli).
     alpha_temperature : float > 0
         Relaxed mode: temperature of the softmax over the stack weights ``alpha``.
     granularity : {"channel", "element"} or None
-        Relaxed mode: one mask per channel (default) or per element. Seed mode: only "element".
+        Relaxed mode: one mask per channel (default) or per element. Faithful mode: only "element".
     hard : bool
         Relaxed mode: straight-through (exact 0/1 masks forward, relaxed gradient) if True.
     spatial_dims : {1, 2}
@@ -124,17 +132,24 @@ class InattentionDropout(nn.Module):
         self.dropout_prob = _check_prob(dropout_prob)
         if isinstance(num_stacks, bool) or not isinstance(num_stacks, int) or num_stacks < 1:
             raise ValueError(f"num_stacks must be an integer >= 1, got {num_stacks!r}")
+        if isinstance(mode, str) and mode in _MODE_ALIASES:
+            warnings.warn(
+                f"mode={mode!r} is deprecated; use mode={_MODE_ALIASES[mode]!r} (same behaviour)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            mode = _MODE_ALIASES[mode]
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if granularity is None:
-            granularity = "element" if mode == "seed" else "channel"
+            granularity = "element" if mode == "faithful" else "channel"
         if granularity not in GRANULARITIES:
             raise ValueError(
                 f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}"
             )
-        if mode == "seed" and granularity != "element":
+        if mode == "faithful" and granularity != "element":
             raise ValueError(
-                "mode='seed' masks every element, as the seed does; "
+                "mode='faithful' masks every element, as Inattention NotaBene does; "
                 "use mode='relaxed' for per-channel masks"
             )
         if spatial_dims not in (1, 2):
@@ -148,7 +163,7 @@ class InattentionDropout(nn.Module):
         self.hard = bool(hard)
         self.spatial_dims = spatial_dims
 
-        # The seed's initialisation; any constant gives uniform weights.
+        # Inattention NotaBene's initialisation; any constant gives uniform weights.
         self.alpha = nn.Parameter(torch.full((num_stacks,), 1.0 / num_stacks))
         conv = nn.Conv1d if spatial_dims == 1 else nn.Conv2d
         in_channels = 2 * channels if granularity == "channel" else channels
@@ -173,7 +188,7 @@ class InattentionDropout(nn.Module):
         return self._alpha_weights().detach()
 
     def _alpha_weights(self) -> Tensor:
-        t = 1.0 if self.mode == "seed" else self.alpha_temperature
+        t = 1.0 if self.mode == "faithful" else self.alpha_temperature
         return torch.softmax(self.alpha / t, dim=0)
 
     def _check_input(self, x: Tensor) -> None:
@@ -227,14 +242,14 @@ class InattentionDropout(nn.Module):
         if self.dropout_prob == 0.0:
             self.last_keep_prob = None
             return x
-        if self.mode == "seed":
-            return self._forward_seed(x)
+        if self.mode == "faithful":
+            return self._forward_faithful(x)
         return self._forward_relaxed(x)
 
-    def _forward_seed(self, x: Tensor) -> Tensor:
+    def _forward_faithful(self, x: Tensor) -> Tensor:
         p = self.dropout_prob
         if not self.training:
-            with torch.no_grad():  # only for plots: the seed's evaluation output is x
+            with torch.no_grad():  # only for plots: the original's eval output is x
                 self._keep_record([torch.sigmoid(v) * (1 - p) + p for v in self._mask_logits(x)])
             return x
         a = self._alpha_weights()
@@ -243,7 +258,7 @@ class InattentionDropout(nn.Module):
         for k, logit in enumerate(self._mask_logits(x)):
             q = torch.sigmoid(logit) * (1 - p) + p
             probs.append(q)
-            mask = torch.bernoulli(q)  # no gradient reaches q: the seed's first defect
+            mask = torch.bernoulli(q)  # no gradient reaches q: the original's first defect
             combined = combined * (a[k] * mask + (1 - a[k]))
         self._keep_record(probs)
         return x * combined / (1 - p)
@@ -282,7 +297,7 @@ class InattentionDropout(nn.Module):
 
 
 class StackedInattentionDropout(nn.Module):
-    """One :class:`InattentionDropout` per entry of ``channels_list`` (seed 000's API).
+    """One :class:`InattentionDropout` per entry of ``channels_list`` (Inattention NotaBene's API).
 
     ``dropout_prob`` and ``num_stacks`` are scalars (shared) or sequences with one value per
     layer, e.g. ``StackedInattentionDropout([64, 128, 256], [0.2, 0.3, 0.4], [3, 4, 5])``.

@@ -85,17 +85,18 @@ def _image_size(image_size) -> tuple[int, int]:
 
 
 class SeedCNN(nn.Module):
-    """Seed 000's baseline CNN (``inattention=False``) or Inattention CNN (``True``).
+    """Inattention NotaBene's baseline CNN (``inattention=False``) or Inattention CNN (``True``).
 
     Parameters
     ----------
     in_channels, n_classes : int
     image_size : int or (height, width), both divisible by 4.
     inattention : bool
-        Replace the two convolutional dropouts by inattention layers (seed 000).
-    inattention_mode : {"seed", "relaxed"}
-        ``"seed"`` reproduces the seed's layer (Bernoulli masks without gradient, see
-        :mod:`eegattn.attention.inattention`); ``"relaxed"`` is the library's fixed version.
+        Replace the two convolutional dropouts by inattention layers (Inattention NotaBene).
+    inattention_mode : {"faithful", "relaxed"}
+        ``"faithful"`` reproduces Inattention NotaBene's layer (Bernoulli masks without gradient,
+        see :mod:`eegattn.attention.inattention`; ``"seed"`` is a deprecated alias);
+        ``"relaxed"`` is the library's fixed version.
     dropout_prob : float
         Dropout rate of every dropout / inattention layer (0.25 in the seed).
     num_stacks : int or (int, int)
@@ -117,7 +118,7 @@ class SeedCNN(nn.Module):
         image_size: int | Sequence[int] = 32,
         *,
         inattention: bool = False,
-        inattention_mode: str = "seed",
+        inattention_mode: str = "faithful",
         dropout_prob: float = 0.25,
         num_stacks: int | Sequence[int] = 3,
         widths: Sequence[int] = (32, 64, 128),
@@ -299,8 +300,8 @@ class VisionTransformer(nn.Module):
 def build_vision_model(
     name: str, in_channels: int, n_classes: int, image_size, **options
 ) -> nn.Module:
-    """Build ``cnn`` (seed 000 baseline), ``inattention_cnn`` (seed 000 Inattention CNN;
-    option ``inattention_mode="seed"|"relaxed"``) or ``vit`` (option ``attention=<name>``)."""
+    """Build ``cnn`` (Inattention NotaBene's baseline), ``inattention_cnn`` (its Inattention CNN;
+    option ``inattention_mode="faithful"|"relaxed"``) or ``vit`` (option ``attention=<name>``)."""
     if name == "cnn":
         return SeedCNN(in_channels, n_classes, image_size, inattention=False, **options)
     if name == "inattention_cnn":
