@@ -35,7 +35,7 @@ __all__ = [
 
 CHECKPOINT_NAME = "last.pt"
 #: bumped when the stored layout changes; older checkpoints are refused with a clear error
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: per-process RNG states and loss sums (data-parallel runs)
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:

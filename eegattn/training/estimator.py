@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import math
-import sys
-import time
 import warnings
 
 import numpy as np
@@ -37,14 +34,24 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from eegattn.training.checkpoint import (
-    capture_rng_state,
-    checkpoint_path,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
+from eegattn.training.checkpoint import checkpoint_path, load_checkpoint
+from eegattn.training.distributed import current_context
+from eegattn.training.loop import (
+    LOSSES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    LoopSettings,
+    TrainingLoop,
+    cpu_state_dict,
+    crop_windows,
+    init_output_bias,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    predict_module,
+    random_crop_offsets,
+    seeded_crop_offsets,
 )
-from eegattn.training.metrics import nrmse
 from eegattn.training.splits import train_valid_split
 
 __all__ = [
@@ -64,11 +71,9 @@ __all__ = [
     "random_crop_offsets",
     "seeded_crop_offsets",
     "crop_windows",
+    "current_context",
 ]
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
-LOSSES = ("mse", "l1", "huber")
 _FINITE_CHUNK = 4096  # windows checked per chunk, so a memmap is never loaded whole
 
 
@@ -165,44 +170,15 @@ def instantiate_model(
     )
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-
-
-def make_scheduler(name, optimizer, total_steps: int):
-    """Per-step schedule: ``"cosine"`` anneals to 0 over ``total_steps``; ``"constant"``."""
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    if name in ("constant", None):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=_constant_factor)
-    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {name!r}")
-
-
-def _constant_factor(step: int) -> float:
-    return 1.0
-
-
-def make_loss(name: str) -> nn.Module:
-    if name == "mse":
-        return nn.MSELoss()
-    if name == "l1":
-        return nn.L1Loss()
-    if name == "huber":
-        return nn.HuberLoss()
-    raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
-
-
 def _check_finite_array(name: str, arr) -> None:
     for start in range(0, arr.shape[0], _FINITE_CHUNK):
-        if not np.isfinite(arr[start : start + _FINITE_CHUNK]).all():
+        chunk = np.asarray(arr[start : start + _FINITE_CHUNK])
+        finite = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)
+        if not finite.all():
+            first = start + int(np.argmin(finite))
             raise ValueError(
-                f"{name} contains NaN or Inf (first bad chunk starts at window {start}); "
+                f"{name} contains NaN or Inf: window {first} is the first bad one "
+                f"({int((~finite).sum())} bad in windows {start}..{start + len(finite) - 1}); "
                 "clean or drop those windows before fitting"
             )
 
@@ -277,78 +253,6 @@ def unpack_windows(X, y=None, groups=None):
         }
         X, y = ws.X, ws.y
     return X, y, groups, info
-
-
-def random_crop_offsets(rng: np.random.Generator, n: int, n_times: int, crop: int | None):
-    """Uniform crop starts in ``[0, n_times - crop]`` (None when no crop is needed)."""
-    if crop is None or crop == n_times:
-        return None
-    return rng.integers(0, n_times - crop + 1, size=n)
-
-
-def seeded_crop_offsets(n: int, n_times: int, crop: int | None, seed: int):
-    """Deterministic evaluation crops: the same ``seed`` and ``n`` give the same crops."""
-    return random_crop_offsets(np.random.default_rng(seed), n, n_times, crop)
-
-
-def crop_windows(xb: np.ndarray, offsets, crop: int | None) -> np.ndarray:
-    """Cut ``xb`` (b, c, t) to (b, c, crop) starting at ``offsets`` (b,)."""
-    if offsets is None:
-        return xb
-    idx = offsets[:, None] + np.arange(crop)[None, :]  # (b, crop)
-    return np.take_along_axis(xb, idx[:, None, :], axis=2)
-
-
-def _batch_tensor(X, idx, offsets, crop, device) -> torch.Tensor:
-    xb = crop_windows(np.asarray(X[idx]), offsets, crop)
-    return torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
-
-
-def _predict_module(module, X, idx, offsets, crop, batch_size, device) -> np.ndarray:
-    module.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(idx), batch_size):
-            sl = slice(start, start + batch_size)
-            off = None if offsets is None else offsets[sl]
-            pred = module(_batch_tensor(X, idx[sl], off, crop, device))
-            out.append(_as_prediction(pred).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-def _as_prediction(pred) -> torch.Tensor:
-    if pred.dim() == 2 and pred.shape[1] == 1:
-        return pred[:, 0]
-    if pred.dim() == 1:
-        return pred
-    raise ValueError(
-        f"the model returned shape {tuple(pred.shape)}; a regressor must return (batch, 1)"
-    )
-
-
-def _cpu_state_dict(module: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _init_output_bias(module: nn.Module, value: float) -> bool:
-    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none."""
-    last = None
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear) and sub.out_features == 1 and sub.bias is not None:
-            last = sub
-    if last is None:
-        return False
-    with torch.no_grad():
-        last.bias.fill_(value)
-    return True
-
-
-def _steps_per_epoch(n_train: int, batch_size: int) -> int:
-    steps = math.ceil(n_train / batch_size)
-    # a last batch of one window would break BatchNorm in training; fold it away
-    if steps > 1 and n_train % batch_size == 1:
-        steps -= 1
-    return steps
 
 
 # --------------------------------------------------------------------------- estimator
@@ -593,6 +497,13 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         input_n_times = crop if crop is not None else n_times
         sfreq = float(info.get("sfreq", self.sfreq))
         device = resolve_device(self.device)
+        dist = current_context(device)  # under torchrun: data-parallel over its processes
+        device = dist.device or device
+        if dist.world_size > 1 and int(self.batch_size) < 2 * dist.world_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} is the global batch of {dist.world_size} "
+                f"processes; use at least {2 * dist.world_size} so each gets two windows"
+            )
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir to be set")
         state = None
@@ -615,6 +526,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             seed = int(self.seed)
         else:
             seed = int(np.random.SeedSequence().entropy % (2**31))
+        seed = int(dist.broadcast_object(seed))  # seed=None: every process uses rank 0's draw
 
         train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
         if len(train_idx) < 2:
@@ -623,24 +535,36 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 "use more data or a smaller valid_fraction"
             )
 
+        settings = LoopSettings(
+            max_epochs=int(self.max_epochs), batch_size=int(self.batch_size),
+            lr=float(self.lr), weight_decay=float(self.weight_decay), optimizer=self.optimizer,
+            lr_schedule=self.lr_schedule, loss=self.loss,
+            max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
+            early_stopping=bool(self.early_stopping), patience=int(self.patience),
+            patience_start=self._patience_start(),
+            checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            checkpoint_every=(None if self.checkpoint_every is None
+                              else int(self.checkpoint_every)),
+            verbose=int(self.verbose),
+        )
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)
+            torch.manual_seed(seed)  # the same initialisation on every process
             module = instantiate_model(
                 self.model, self.model_options, n_chans=n_chans, n_times=input_n_times,
                 sfreq=sfreq,
             )
-            bias_initialized = bool(self.init_output_bias) and _init_output_bias(
+            bias_initialized = bool(self.init_output_bias) and init_output_bias(
                 module, float(np.mean(y[train_idx], dtype=np.float64))
             )
             module.to(device)
-            run = _TrainingRun(
-                self, module, X, y, train_idx, valid_idx, crop, n_times, seed, device,
-                fingerprint,
-            )
+            if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
+                torch.manual_seed(seed + 1_000_003 * dist.rank)
+            run = TrainingLoop(settings, module, X, y, train_idx, valid_idx, crop=crop,
+                               seed=seed, device=device, fingerprint=fingerprint, dist=dist)
             if state is not None:
                 run.load(state)
-            run.train()
+            run.run()
 
         self.model_ = module.eval()
         self.history_ = run.history
@@ -685,7 +609,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         n = X.shape[0]
         offsets = seeded_crop_offsets(n, X.shape[2], self.input_n_times_, self.seed_)
         crop = None if offsets is None else self.input_n_times_
-        return _predict_module(
+        return predict_module(
             self.model_, X, np.arange(n), offsets, crop, int(self.batch_size), device
         )
 
@@ -705,7 +629,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             # keep a CPU state dict and rebuild the module from the constructor spec on load
             state = dict(state)
             state["model_"] = None
-            state["_model_state_cpu"] = _cpu_state_dict(module)
+            state["_model_state_cpu"] = cpu_state_dict(module)
         return state
 
     def __setstate__(self, state):
@@ -729,232 +653,3 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         module.load_state_dict(weights)
         self.model_ = module.to(resolve_device(self.device)).eval()
         self.device_ = str(resolve_device(self.device))
-
-
-# --------------------------------------------------------------------------- training loop
-
-
-class _TrainingRun:
-    """The state of one fit: everything a checkpoint stores lives here."""
-
-    def __init__(self, est, module, X, y, train_idx, valid_idx, crop, n_times, seed, device,
-                 fingerprint):
-        self.est = est
-        self.module = module
-        self.X, self.y = X, y
-        self.train_idx, self.valid_idx = train_idx, valid_idx
-        self.crop, self.n_times, self.seed, self.device = crop, n_times, seed, device
-        self.fingerprint = fingerprint
-        self.batch_size = int(est.batch_size)
-        self.steps_per_epoch = _steps_per_epoch(len(train_idx), self.batch_size)
-        self.optimizer = make_optimizer(
-            est.optimizer, module.parameters(), float(est.lr), float(est.weight_decay)
-        )
-        self.scheduler = make_scheduler(
-            est.lr_schedule, self.optimizer, int(est.max_epochs) * self.steps_per_epoch
-        )
-        self.loss_fn = make_loss(est.loss)
-        # progress
-        self.epoch = 0
-        self.step_in_epoch = 0
-        self.global_step = 0
-        self.order = None  # (n_train,) window indices of the current epoch
-        self.offsets = None  # (n_train,) crop starts of the current epoch, or None
-        self.loss_sum = 0.0  # sum of batch losses x batch sizes in the current epoch
-        self.loss_count = 0
-        self.history: list[dict] = []
-        self.best_loss = math.inf
-        self.best_epoch = None
-        self.best_state = None
-        self.bad_epochs = 0
-        self.stopped_early = False
-        self.complete = False
-        self.resumed_from = None
-        self.epoch_started = None
-
-    # -- checkpoint --------------------------------------------------------------
-
-    def state(self) -> dict:
-        return {
-            "fingerprint": self.fingerprint,
-            "seed": self.seed,
-            "model": _cpu_state_dict(self.module),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng_state(),
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "order": None if self.order is None else torch.from_numpy(self.order.copy()),
-            "offsets": None if self.offsets is None else torch.from_numpy(self.offsets.copy()),
-            "loss_sum": self.loss_sum,
-            "loss_count": self.loss_count,
-            "history": self.history,
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
-            "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early,
-            "complete": self.complete,
-        }
-
-    def save(self) -> None:
-        if self.est.checkpoint_dir is not None:
-            save_checkpoint(self.est.checkpoint_dir, self.state())
-
-    def load(self, state: dict) -> None:
-        self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = int(state["step_in_epoch"])
-        self.global_step = int(state["global_step"])
-        self.order = None if state["order"] is None else state["order"].numpy()
-        self.offsets = None if state["offsets"] is None else state["offsets"].numpy()
-        self.loss_sum = float(state["loss_sum"])
-        self.loss_count = int(state["loss_count"])
-        self.history = list(state["history"])
-        self.best_loss = float(state["best_loss"])
-        self.best_epoch = state["best_epoch"]
-        self.best_state = state["best_state"]
-        self.bad_epochs = int(state["bad_epochs"])
-        self.stopped_early = bool(state["stopped_early"])
-        self.complete = bool(state["complete"])
-        restore_rng_state(state["rng"])  # last: building the run above must not consume it
-        self.resumed_from = (self.epoch, self.step_in_epoch)
-        if self.est.verbose:
-            where = "finished run" if self.complete else (
-                f"epoch {self.epoch + 1}, step {self.step_in_epoch}"
-            )
-            print(f"resuming from checkpoint ({where})", flush=True)
-
-    # -- loop --------------------------------------------------------------------
-
-    def _start_epoch(self) -> None:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.order = rng.permutation(self.train_idx)
-        self.offsets = random_crop_offsets(rng, len(self.order), self.n_times, self.crop)
-        self.step_in_epoch = 0
-        self.loss_sum, self.loss_count = 0.0, 0
-
-    def train(self) -> None:
-        est = self.est
-        while not self.complete and self.epoch < int(est.max_epochs):
-            if self.step_in_epoch == 0:
-                self._start_epoch()
-                self.epoch_started = time.perf_counter()
-            elif self.epoch_started is None:
-                self.epoch_started = time.perf_counter()
-            self._train_epoch()
-            self._end_epoch()
-        if not self.complete:
-            self._finish()
-
-    def _train_epoch(self) -> None:
-        est = self.est
-        self.module.train()
-        bar = None
-        if est.verbose >= 2:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
-                       desc=f"epoch {self.epoch + 1}", leave=False, file=sys.stdout)
-        n_train = len(self.order)
-        while self.step_in_epoch < self.steps_per_epoch:
-            start = self.step_in_epoch * self.batch_size
-            last = self.step_in_epoch == self.steps_per_epoch - 1
-            stop = n_train if last else start + self.batch_size
-            idx = self.order[start:stop]
-            off = None if self.offsets is None else self.offsets[start:stop]
-            xb = _batch_tensor(self.X, idx, off, self.crop, self.device)
-            yb = torch.from_numpy(self.y[idx]).to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(_as_prediction(self.module(xb)), yb)
-            if not torch.isfinite(loss):
-                raise ValueError(
-                    f"the training loss became {loss.item()} at epoch {self.epoch + 1}; lower "
-                    "lr or set max_grad_norm"
-                )
-            loss.backward()
-            if est.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.module.parameters(), float(est.max_grad_norm))
-            self.optimizer.step()
-            self.scheduler.step()
-            self.loss_sum += float(loss.detach()) * len(idx)
-            self.loss_count += len(idx)
-            self.step_in_epoch += 1
-            self.global_step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
-            if (
-                est.checkpoint_every is not None
-                and self.global_step % int(est.checkpoint_every) == 0
-                and self.step_in_epoch < self.steps_per_epoch
-            ):
-                self.save()
-        if bar is not None:
-            bar.close()
-
-    def _end_epoch(self) -> None:
-        est = self.est
-        record = {
-            "epoch": self.epoch + 1,
-            "train_loss": self.loss_sum / max(1, self.loss_count),
-            "valid_loss": None,
-            "valid_nrmse": None,
-            "lr": float(self.optimizer.param_groups[0]["lr"]),
-            "duration_s": time.perf_counter() - (self.epoch_started or time.perf_counter()),
-        }
-        if len(self.valid_idx):
-            y_valid = self.y[self.valid_idx]
-            offsets = seeded_crop_offsets(len(self.valid_idx), self.n_times, self.crop, self.seed)
-            pred = _predict_module(self.module, self.X, self.valid_idx, offsets, self.crop,
-                                   self.batch_size, self.device)
-            record["valid_loss"] = float(
-                self.loss_fn(torch.from_numpy(pred), torch.from_numpy(y_valid))
-            )
-            if np.ptp(y_valid) > 0:  # one validation subject in challenge 2: constant target
-                record["valid_nrmse"] = nrmse(y_valid, pred)
-            if record["valid_loss"] < self.best_loss:
-                self.best_loss = record["valid_loss"]
-                self.best_epoch = self.epoch + 1
-                self.bad_epochs = 0
-                if est.early_stopping:
-                    self.best_state = _cpu_state_dict(self.module)
-            elif self.epoch + 1 > est._patience_start():
-                self.bad_epochs += 1
-        self.history.append(record)
-        if est.verbose:
-            print(_format_epoch(record, int(est.max_epochs)), flush=True)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.order, self.offsets = None, None
-        self.epoch_started = None
-        if (est.early_stopping and self.bad_epochs >= int(est.patience)
-                and self.epoch < int(est.max_epochs)):  # at the last epoch it is no early stop
-            self.stopped_early = True
-            if est.verbose:
-                print(f"early stopping: no improvement for {self.bad_epochs} epochs; keeping "
-                      f"epoch {self.best_epoch}", flush=True)
-            self._finish()
-            return
-        if self.epoch < int(est.max_epochs):
-            self.save()
-
-    def _finish(self) -> None:
-        if self.est.early_stopping and self.best_state is not None:
-            self.module.load_state_dict(self.best_state)
-        self.complete = True
-        self.best_state = None  # the final weights are the best ones now
-        self.save()
-
-
-def _format_epoch(record: dict, max_epochs: int) -> str:
-    parts = [f"epoch {record['epoch']:>3}/{max_epochs}", f"train_loss {record['train_loss']:.5g}"]
-    if record["valid_loss"] is not None:
-        parts.append(f"valid_loss {record['valid_loss']:.5g}")
-    if record["valid_nrmse"] is not None:
-        parts.append(f"valid_nrmse {record['valid_nrmse']:.4f}")
-    parts += [f"lr {record['lr']:.3g}", f"{record['duration_s']:.1f}s"]
-    return "  ".join(parts)

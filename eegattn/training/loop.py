@@ -1,0 +1,527 @@
+"""The training loop: the one place where EEG regressors are trained.
+
+Everything that trains a model goes through :class:`TrainingLoop`: the scikit-learn estimator
+(``EEGAttentionRegressor.fit``), ``eegattn train`` and the challenge scripts (through the
+estimator), data-parallel runs under ``torchrun`` (the same loop, a process group around it)
+and the benchmarks. Anything added to training (augmentation, heads, ensembles) therefore
+exists once.
+
+One epoch, read top to bottom (nanoGPT's style): draw the epoch's window order and crop
+starts from ``(seed, epoch)``; for each global batch take this process's share, step; at the
+end of the epoch validate, track the best epoch, maybe stop early, checkpoint.
+
+Exact resume: the checkpoint holds the model, optimizer, scheduler, torch RNG states (of every
+process), the epoch's order and crops, the step within the epoch and the early-stopping state,
+so a run killed at any point and resumed from its last checkpoint ends with the same weights
+and history (durations aside) as an uninterrupted one.
+
+Data-parallel semantics (world size ``W`` > 1): ``batch_size`` is the *global* batch; the
+window order is the same on every process and process ``r`` takes ``batch[r::W]``. Each
+process scales its mean loss by ``W * n_local / n_global`` before ``backward``, so DDP's
+gradient average equals the gradient of the global batch's mean loss, also when the last
+batch does not split evenly. Logged losses are global. Validation runs on rank 0 and its
+record is broadcast, so every process takes the same early-stopping decision. Only rank 0
+writes checkpoints; they hold every process's RNG state and resume with the same world size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from eegattn.training.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from eegattn.training.distributed import DistContext
+from eegattn.training.metrics import nrmse
+
+__all__ = [
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "LOSSES",
+    "LoopSettings",
+    "TrainingLoop",
+    "TrainingInterrupted",
+    "make_optimizer",
+    "make_scheduler",
+    "make_loss",
+    "train_step",
+    "predict_module",
+    "random_crop_offsets",
+    "seeded_crop_offsets",
+    "crop_windows",
+    "cpu_state_dict",
+    "init_output_bias",
+    "steps_per_epoch",
+    "request_stop",
+    "stop_on_signals",
+    "load_checkpoint",
+]
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+LOSSES = ("mse", "l1", "huber")
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def make_scheduler(name, optimizer, total_steps: int):
+    """Per-step schedule: ``"cosine"`` anneals to 0 over ``total_steps``; ``"constant"``."""
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if name in ("constant", None):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=_constant_factor)
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {name!r}")
+
+
+def _constant_factor(step: int) -> float:
+    return 1.0
+
+
+def make_loss(name: str) -> nn.Module:
+    if name == "mse":
+        return nn.MSELoss()
+    if name == "l1":
+        return nn.L1Loss()
+    if name == "huber":
+        return nn.HuberLoss()
+    raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+
+
+def as_prediction(pred) -> torch.Tensor:
+    """(batch,) from a regressor's (batch, 1) or (batch,) output."""
+    if pred.dim() == 2 and pred.shape[1] == 1:
+        return pred[:, 0]
+    if pred.dim() == 1:
+        return pred
+    raise ValueError(
+        f"the model returned shape {tuple(pred.shape)}; a regressor must return (batch, 1)"
+    )
+
+
+def train_step(net, optimizer, loss_fn, xb, yb, *, max_grad_norm=None, scale: float = 1.0,
+               params=None) -> torch.Tensor:
+    """One optimizer step on a batch: forward, loss, backward, clip, step. Returns the
+    (unscaled, detached) loss; ``scale`` multiplies the loss before ``backward`` (the
+    data-parallel weighting, see the module docstring)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(as_prediction(net(xb)), yb)
+    (loss * scale if scale != 1.0 else loss).backward()
+    if max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(params if params is not None else net.parameters(),
+                                 float(max_grad_norm))
+    optimizer.step()
+    return loss.detach()
+
+
+def random_crop_offsets(rng: np.random.Generator, n: int, n_times: int, crop: int | None):
+    """Uniform crop starts in ``[0, n_times - crop]`` (None when no crop is needed)."""
+    if crop is None or crop == n_times:
+        return None
+    return rng.integers(0, n_times - crop + 1, size=n)
+
+
+def seeded_crop_offsets(n: int, n_times: int, crop: int | None, seed: int):
+    """Deterministic evaluation crops: the same ``seed`` and ``n`` give the same crops."""
+    return random_crop_offsets(np.random.default_rng(seed), n, n_times, crop)
+
+
+def crop_windows(xb: np.ndarray, offsets, crop: int | None) -> np.ndarray:
+    """Cut ``xb`` (b, c, t) to (b, c, crop) starting at ``offsets`` (b,)."""
+    if offsets is None:
+        return xb
+    idx = offsets[:, None] + np.arange(crop)[None, :]  # (b, crop)
+    return np.take_along_axis(xb, idx[:, None, :], axis=2)
+
+
+def batch_tensor(X, idx, offsets, crop, device) -> torch.Tensor:
+    """Windows ``X[idx]`` (cropped) as a float32 tensor on ``device``; X may be a memmap."""
+    xb = crop_windows(np.asarray(X[idx]), offsets, crop)
+    return torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
+
+
+def predict_module(module, X, idx, offsets, crop, batch_size, device) -> np.ndarray:
+    """Predictions (len(idx),) float32 of ``module`` in eval mode."""
+    module.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(idx), batch_size):
+            sl = slice(start, start + batch_size)
+            off = None if offsets is None else offsets[sl]
+            pred = module(batch_tensor(X, idx[sl], off, crop, device))
+            out.append(as_prediction(pred).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def cpu_state_dict(module: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def init_output_bias(module: nn.Module, value: float) -> bool:
+    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none."""
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear) and sub.out_features == 1 and sub.bias is not None:
+            last = sub
+    if last is None:
+        return False
+    with torch.no_grad():
+        last.bias.fill_(value)
+    return True
+
+
+def steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps per epoch. A last global batch too small to give every process two
+    windows is folded into the one before: a batch of one breaks BatchNorm in training."""
+    steps = math.ceil(n_train / batch_size)
+    if steps > 1 and 0 < n_train % batch_size < 2 * world_size:
+        steps -= 1
+    return steps
+
+
+# --------------------------------------------------------------------------- stop requests
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running loop to checkpoint after its current step and raise
+    :class:`TrainingInterrupted` (what SIGINT / SIGTERM do under :func:`stop_on_signals`)."""
+    _STOP.set()
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on request after writing a checkpoint it can resume from."""
+
+    def __init__(self, epoch: int, step: int, checkpointed: bool, signum: int | None = None):
+        self.epoch, self.step, self.checkpointed, self.signum = epoch, step, checkpointed, signum
+        where = f"epoch {epoch + 1}, step {step}"
+        super().__init__(
+            f"training interrupted at {where}" + ("; checkpoint written" if checkpointed else "")
+        )
+
+
+@contextlib.contextmanager
+def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, the first SIGINT/SIGTERM asks the loop to stop at the next step
+    boundary (checkpoint first); a second one acts as usual. Main thread only; elsewhere the
+    block runs without handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signum, previous[signum])  # a second signal acts at once
+        request_stop()
+
+    _STOP.clear()
+    for s in signums:
+        signal.signal(s, handler)
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _STOP.clear()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the loop needs of the estimator's parameters (already validated)."""
+
+    max_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    optimizer: str = "adamw"
+    lr_schedule: str | None = "cosine"
+    loss: str = "mse"
+    max_grad_norm: float | None = None
+    early_stopping: bool = True
+    patience: int = 5
+    patience_start: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | None = None
+    verbose: int = 0
+
+
+class TrainingLoop:
+    """One training run; everything a checkpoint stores lives here.
+
+    ``X`` (n, n_chans, n_times) array or memmap and ``y`` (n,) float32 hold every window;
+    ``train_idx`` / ``valid_idx`` select the windows; ``crop`` is the model input length when
+    windows are longer (random crops in training, seeded ones in validation).
+    """
+
+    def __init__(self, settings: LoopSettings, module, X, y, train_idx, valid_idx, *, crop,
+                 seed: int, device, fingerprint: dict, dist: DistContext | None = None):
+        self.s = settings
+        self.module = module
+        self.dist = dist or DistContext()
+        self.net = self.dist.wrap(module)
+        self.X, self.y = X, y
+        self.train_idx, self.valid_idx = train_idx, valid_idx
+        self.crop, self.n_times = crop, X.shape[2]
+        self.seed, self.device, self.fingerprint = seed, device, fingerprint
+        self.steps_per_epoch = steps_per_epoch(len(train_idx), settings.batch_size,
+                                               self.dist.world_size)
+        self.optimizer = make_optimizer(settings.optimizer, module.parameters(), settings.lr,
+                                        settings.weight_decay)
+        self.scheduler = make_scheduler(settings.lr_schedule, self.optimizer,
+                                        settings.max_epochs * self.steps_per_epoch)
+        self.loss_fn = make_loss(settings.loss)
+        # progress
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.order = None  # (n_train,) window indices of the current epoch
+        self.offsets = None  # (n_train,) crop starts of the current epoch, or None
+        self.loss_sum = 0.0  # this process's sum of batch losses x batch sizes in the epoch
+        self.loss_count = 0
+        self.history: list[dict] = []
+        self.best_loss = math.inf
+        self.best_epoch = None
+        self.best_state = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.complete = False
+        self.resumed_from = None
+        self.epoch_started = None
+
+    # -- checkpoint --------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "seed": self.seed,
+            "world_size": self.dist.world_size,
+            "model": cpu_state_dict(self.module),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.dist.gather_objects(capture_rng_state()),  # one per process
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "order": None if self.order is None else torch.from_numpy(self.order.copy()),
+            "offsets": None if self.offsets is None else torch.from_numpy(self.offsets.copy()),
+            "loss_sum": self.dist.gather_objects(self.loss_sum),
+            "loss_count": self.dist.gather_objects(self.loss_count),
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "complete": self.complete,
+        }
+
+    def save(self) -> bool:
+        if self.s.checkpoint_dir is None:
+            return False
+        state = self.state()  # collective under DDP: every process takes part
+        if self.dist.is_main:
+            save_checkpoint(self.s.checkpoint_dir, state)
+        return True
+
+    def load(self, state: dict) -> None:
+        rank = self.dist.rank
+        if int(state.get("world_size", 1)) != self.dist.world_size:
+            raise ValueError(
+                f"the checkpoint was written by {state.get('world_size', 1)} process(es) and "
+                f"this run has {self.dist.world_size}; resume with the same number of processes"
+            )
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        self.order = None if state["order"] is None else state["order"].numpy()
+        self.offsets = None if state["offsets"] is None else state["offsets"].numpy()
+        self.loss_sum = float(state["loss_sum"][rank])
+        self.loss_count = int(state["loss_count"][rank])
+        self.history = list(state["history"])
+        self.best_loss = float(state["best_loss"])
+        self.best_epoch = state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.bad_epochs = int(state["bad_epochs"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.complete = bool(state["complete"])
+        restore_rng_state(state["rng"][rank])  # last: building the run must not consume it
+        self.resumed_from = (self.epoch, self.step_in_epoch)
+        if self.s.verbose and self.dist.is_main:
+            where = "finished run" if self.complete else (
+                f"epoch {self.epoch + 1}, step {self.step_in_epoch}"
+            )
+            print(f"resuming from checkpoint ({where})", flush=True)
+
+    # -- loop --------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.complete and self.epoch < self.s.max_epochs:
+            if self.step_in_epoch == 0:
+                self._start_epoch()
+            if self.epoch_started is None:
+                self.epoch_started = time.perf_counter()
+            self._train_epoch()
+            self._end_epoch()
+        if not self.complete:
+            self._finish()
+
+    def _start_epoch(self) -> None:
+        # identical on every process: each takes its share of each global batch
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(self.train_idx)
+        self.offsets = random_crop_offsets(rng, len(self.order), self.n_times, self.crop)
+        self.step_in_epoch = 0
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def _train_epoch(self) -> None:
+        s, world, rank = self.s, self.dist.world_size, self.dist.rank
+        self.net.train()
+        bar = None
+        if s.verbose >= 2 and self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                       desc=f"epoch {self.epoch + 1}", leave=False, file=sys.stdout)
+        n_train = len(self.order)
+        while self.step_in_epoch < self.steps_per_epoch:
+            start = self.step_in_epoch * s.batch_size
+            last = self.step_in_epoch == self.steps_per_epoch - 1
+            stop = n_train if last else start + s.batch_size
+            idx = self.order[start:stop][rank::world]
+            off = None if self.offsets is None else self.offsets[start:stop][rank::world]
+            xb = batch_tensor(self.X, idx, off, self.crop, self.device)
+            yb = torch.from_numpy(self.y[idx]).to(self.device)
+            scale = world * len(idx) / (stop - start) if world > 1 else 1.0
+            loss = train_step(self.net, self.optimizer, self.loss_fn, xb, yb,
+                              max_grad_norm=s.max_grad_norm, scale=scale,
+                              params=self.module.parameters())
+            value = float(loss)
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"the training loss became {value} at epoch {self.epoch + 1}; lower lr or "
+                    "set max_grad_norm"
+                )
+            self.scheduler.step()
+            self.loss_sum += value * len(idx)
+            self.loss_count += len(idx)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4g}")
+            more = self.step_in_epoch < self.steps_per_epoch
+            if more and self.dist.any(_STOP.is_set()):
+                checkpointed = self.save()
+                raise TrainingInterrupted(self.epoch, self.step_in_epoch, checkpointed)
+            if (more and s.checkpoint_every is not None
+                    and self.global_step % s.checkpoint_every == 0):
+                self.save()
+        if bar is not None:
+            bar.close()
+
+    def _validate(self) -> dict:
+        """valid_loss, valid_nrmse and whether this epoch is the best so far (rank 0's view,
+        shared with every process)."""
+        out = {"valid_loss": None, "valid_nrmse": None}
+        if self.dist.is_main and len(self.valid_idx):
+            y_valid = self.y[self.valid_idx]
+            offsets = seeded_crop_offsets(len(self.valid_idx), self.n_times, self.crop, self.seed)
+            pred = predict_module(self.module, self.X, self.valid_idx, offsets, self.crop,
+                                  self.s.batch_size, self.device)
+            out["valid_loss"] = float(
+                self.loss_fn(torch.from_numpy(pred), torch.from_numpy(y_valid))
+            )
+            if np.ptp(y_valid) > 0:  # one validation subject in challenge 2: constant target
+                out["valid_nrmse"] = nrmse(y_valid, pred)
+        return self.dist.broadcast_object(out)
+
+    def _end_epoch(self) -> None:
+        s = self.s
+        loss_sum, loss_count = self.dist.sum((self.loss_sum, float(self.loss_count)))
+        record = {
+            "epoch": self.epoch + 1,
+            "train_loss": loss_sum / max(1.0, loss_count),
+            **self._validate(),
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "duration_s": time.perf_counter() - (self.epoch_started or time.perf_counter()),
+        }
+        if record["valid_loss"] is not None:
+            if record["valid_loss"] < self.best_loss:
+                self.best_loss = record["valid_loss"]
+                self.best_epoch = self.epoch + 1
+                self.bad_epochs = 0
+                if s.early_stopping:
+                    self.best_state = cpu_state_dict(self.module)
+            elif self.epoch + 1 > s.patience_start:
+                self.bad_epochs += 1
+        self.history.append(record)
+        if s.verbose and self.dist.is_main:
+            print(format_epoch(record, s.max_epochs, self.dist.world_size), flush=True)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.order, self.offsets = None, None
+        self.epoch_started = None
+        if (s.early_stopping and self.bad_epochs >= s.patience
+                and self.epoch < s.max_epochs):  # at the last epoch it is no early stop
+            self.stopped_early = True
+            if s.verbose and self.dist.is_main:
+                print(f"early stopping: no improvement for {self.bad_epochs} epochs; keeping "
+                      f"epoch {self.best_epoch}", flush=True)
+            self._finish()
+            return
+        if self.epoch < s.max_epochs:
+            self.save()
+            if self.dist.any(_STOP.is_set()):
+                raise TrainingInterrupted(self.epoch, 0, self.s.checkpoint_dir is not None)
+
+    def _finish(self) -> None:
+        if self.s.early_stopping and self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.complete = True
+        self.best_state = None  # the final weights are the best ones now
+        self.save()
+
+
+def format_epoch(record: dict, max_epochs: int, world_size: int = 1) -> str:
+    parts = [f"epoch {record['epoch']:>3}/{max_epochs}", f"train_loss {record['train_loss']:.5g}"]
+    if record["valid_loss"] is not None:
+        parts.append(f"valid_loss {record['valid_loss']:.5g}")
+    if record["valid_nrmse"] is not None:
+        parts.append(f"valid_nrmse {record['valid_nrmse']:.4f}")
+    parts.append(f"lr {record['lr']:.3g}")
+    if world_size > 1:
+        parts.append(f"world {world_size}")
+    parts.append(f"{record['duration_s']:.1f}s")
+    return "  ".join(parts)
