@@ -1,10 +1,10 @@
 """Channel and temporal sigmoid gates for (batch, channels, time) signals.
 
 Both gates follow the CBAM recipe (Woo et al., "CBAM: Convolutional Block Attention Module",
-ECCV 2018) in one dimension, as described in seed 002 (channel attention: "dual-path average +
-max pooling, shared MLP with bottleneck, sigmoid gating"; temporal attention: "channel-wise
-avg/max statistics, 1D convolution, sigmoid gating"). They rescale the input, they do not mix
-it: the output is ``x * gate`` with the gate in (0, 1).
+ECCV 2018) in one dimension, as described by the sparse-attention challenge entry (channel
+attention: "dual-path average + max pooling, shared MLP with bottleneck, sigmoid gating";
+temporal attention: "channel-wise avg/max statistics, 1D convolution, sigmoid gating").
+They rescale the input, they do not mix it: the output is ``x * gate`` with the gate in (0, 1).
 
 They are not sequence mechanisms and are not in the attention registry.
 """

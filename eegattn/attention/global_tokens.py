@@ -18,7 +18,7 @@ learned tokens hold no input information and stay visible to all.
 
 A query with no allowed *input* key (e.g. a fully padded sample) outputs zeros, even though
 learned tokens would still be visible to it. Masks: bool True = allowed, or float added.
-Seed: ``seeds/004`` (explore-attention guide, "Global Attention").
+Source: the "explore-attention" guide ("Global Attention").
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ cumulative sum.
 
 Key padding zeroes the padded keys' features. An ``attn_mask`` cannot be expressed in the O(n)
 form: with one (or with ``store_attention``) the dense O(n m) form is used. Mask convention:
-bool True = allowed; a float mask may only hold 0 and ``-inf``. Seed: ``seeds/004``
-(explore-attention guide, "Linear Attention").
+bool True = allowed; a float mask may only hold 0 and ``-inf``. Source: the
+"explore-attention" guide ("Linear Attention").
 """
 
 from __future__ import annotations

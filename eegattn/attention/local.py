@@ -8,7 +8,7 @@ keys, so no n x n tensor is ever built (except when a dense ``attn_mask`` is pas
 ``store_attention`` plots).
 
 Mask convention: boolean masks are True where attention is allowed; float masks are added.
-Seed: ``seeds/004`` (explore-attention guide, "Local Attention").
+Source: the "explore-attention" guide ("Local Attention").
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """Neural attention: attention scores from a small MLP instead of a dot product.
 
 DiGiugno & Mahmood (2025), "Neural Attention: A Novel Mechanism for Enhanced Expressive Power
-in Transformer Models", arXiv:2502.17206 (seed 001). Per head, queries and keys (width
+in Transformer Models", arXiv:2502.17206. Per head, queries and keys (width
 ``dim_head``) are projected to ``d'`` (``projection_dim``, default ``dim_head // 32``) by two
 linear layers shared across heads; the score of query ``i`` and key ``j`` is
 ``MLP([q'_i; k'_j])`` with ``MLP = Linear(2d', d') -> ReLU -> Linear(d', d'//2) -> ReLU ->
 Linear(d'//2, 1)``, shared across heads, with no ``1/sqrt(d)`` scaling.
 
-The seed materialises the (b, h, n, m, 2d') tensor of all pairs. ``implementation="chunked"``
-(default) never does: the first MLP layer splits as ``W_q q'_i + W_k k'_j``, computed once per
-token; pairs are formed for one chunk of queries at a time under ``torch.utils.checkpoint``
-so the backward pass recomputes them instead of storing them. Each chunk holds complete score
-rows, so its softmax is exact. ``implementation="naive"`` is the seed's way (for checks).
+The authors' code materialises the (b, h, n, m, 2d') tensor of all pairs.
+``implementation="chunked"`` (default) never does: the first MLP layer splits as
+``W_q q'_i + W_k k'_j``, computed once per token; pairs are formed for one chunk of queries at a
+time under ``torch.utils.checkpoint`` so the backward pass recomputes them instead of storing them.
+Each chunk holds complete score rows, so its softmax is exact.
+``implementation="naive"`` is the authors' way (for checks).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class NeuralAttention(ProjectedAttention):
         as in the paper). Must be at least 2.
     implementation : {"chunked", "naive"}
         ``chunked`` (default) loops over query chunks without materialising all pairs;
-        ``naive`` materialises (b, h, n, m, 2d') like the seed.
+        ``naive`` materialises (b, h, n, m, 2d') like the authors' code.
     chunk_size : int, optional
         Queries per chunk (default: as many as keep one chunk's hidden tensor under
         ``CHUNK_BUDGET_ELEMENTS`` elements).
@@ -128,7 +129,7 @@ class NeuralAttention(ProjectedAttention):
         return self._finish(out, self._empty_rows(allowed, source.shape[1], x.device))
 
     def _naive(self, q, k, v, allowed, bias) -> Tensor:
-        """The seed's way: all (b, h, n, m, 2d') query-key pairs at once."""
+        """The authors' way: all (b, h, n, m, 2d') query-key pairs at once."""
         n, m = q.shape[2], k.shape[2]
         pairs = torch.cat(
             (q[:, :, :, None].expand(-1, -1, -1, m, -1), k[:, :, None].expand(-1, -1, n, -1, -1)),

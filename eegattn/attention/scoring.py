@@ -7,7 +7,7 @@
 
 Both are multi-head with the projections of the ``standard`` mechanism (``W1 = q_proj``,
 ``W2 = k_proj`` per head), take the same masks (bool True = allowed, or float added) and do
-self or cross attention. Seed: ``seeds/004`` (explore-attention guide).
+self or cross attention. Source: the "explore-attention" guide (Attention Mechanisms in AI).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Selective attention: multi-head attention whose logits have a penalty ``F`` subtracted.
 
-``softmax(Q K^T / sqrt(d_head) - F) V`` (seed 003). ``F`` comes from two places:
+``softmax(Q K^T / sqrt(d_head) - F) V`` (Leviathan et al. 2024). ``F`` comes from two places:
 
-* a user-given ``selective_mask`` (the seed's interface ``forward(Q, K, V, selective_mask)``),
-  which the seed ignored except for its ``-inf`` entries; here finite values really are
-  subtracted, infinite values remove the key, and a boolean mask follows the library
-  convention (True = allowed);
+* a user-given ``selective_mask`` (the interface ``forward(Q, K, V, selective_mask)`` of a
+  public "Selective Attention Implementation" repository), which that code ignored except for
+  its ``-inf`` entries; here finite values really are subtracted, infinite values remove the
+  key, and a boolean mask follows the library convention (True = allowed);
 * the parameter-free *selection* of Leviathan, Kalman & Matias (2024), "Selective Attention
   Improves Transformer", arXiv:2410.02703: ``S = ReLU(head-0 causal logits)`` with the first
   token and the diagonal never penalised, ``F[i, j] = sum_{k < i} S[k, j]``, subtracted from
@@ -78,17 +78,19 @@ def selective_penalty(
 
 @register_attention("selective")
 class SelectiveAttention(ProjectedAttention):
-    """Multi-head attention with a penalty ``F`` subtracted from the logits (seed 003,
-    arXiv:2410.02703).
+    """Multi-head attention with a penalty ``F`` subtracted from the logits (Leviathan
+    et al. 2024, arXiv:2410.02703).
 
     Parameters
     ----------
     dim, heads : int
-        Model width and head count (the seed's ``d_model``, ``n_heads``, also positional).
+        Model width and head count (``d_model``, ``n_heads`` in the public implementation;
+        also positional).
     causal : bool
         Query ``i`` sees keys ``j <= i`` (aligned at the end when ``m != n``).
     dropout : float
-        Dropout on the attention weights (the seed used 0.1; the library default is 0).
+        Dropout on the attention weights (the public implementation used 0.1; the library
+        default is 0).
     selection : bool, optional
         Apply the paper's parameter-free selection (default: ``causal``). Needs causal
         self-attention.
@@ -98,8 +100,8 @@ class SelectiveAttention(ProjectedAttention):
     ``forward(x, context=None, *, key_padding_mask=None, attn_mask=None, selective_mask=None)``
         registry interface: ``x`` (b, n, dim), ``context`` (b, m, dim) -> (b, n, dim).
     ``forward(Q, K, V, selective_mask=None)``
-        the seed's interface (used when three tensors are passed): ``Q`` (b, n, dim),
-        ``K``, ``V`` (b, m, dim).
+        the public implementation's interface (used when three tensors are passed):
+        ``Q`` (b, n, dim), ``K``, ``V`` (b, m, dim).
 
     ``selective_mask`` (n, m), (b, n, m) or (b, h, n, m): float -> finite entries are
     subtracted from the logits and infinite ones remove the key; bool -> True = allowed.
@@ -121,7 +123,7 @@ class SelectiveAttention(ProjectedAttention):
         dim = _one_of("dim", dim, "d_model", d_model)
         heads = _one_of("heads", heads, "n_heads", n_heads)
         if dim is None:
-            raise ValueError("SelectiveAttention needs dim (or the seed's d_model)")
+            raise ValueError("SelectiveAttention needs dim (or its alias d_model)")
         super().__init__(dim, 1 if heads is None else heads, causal=causal, dropout=dropout)
         self.selection = self.causal if selection is None else bool(selection)
         if self.selection and not self.causal:
@@ -143,7 +145,7 @@ class SelectiveAttention(ProjectedAttention):
         attn_mask: Tensor | None = None,
         selective_mask: Tensor | None = None,
     ) -> Tensor:
-        if value is not None:  # the seed's forward(Q, K, V, selective_mask)
+        if value is not None:  # the public implementation's forward(Q, K, V, selective_mask)
             if context is None:
                 raise ValueError("forward(Q, K, V) needs K as well as V; pass all three")
             values = check_sequences(x, value, self.dim)

@@ -1,9 +1,10 @@
 """Sparse token attention: tokens are shared out among heads and attend only within their head.
 
-Seed 002 ("Sparse Multi-Head Attention"): a random permutation splits the ``n`` tokens into
-``num_heads = max(1, int(scale_factor * n))`` groups; each group is one head with the full
-hidden size (scaling ``1/sqrt(dim)``), attention runs inside each group, and the inverse
-permutation restores the order. Differences from the seed, which fix its weaknesses:
+The sparse-attention challenge entry ("Sparse Multi-Head Attention Implementation", an
+EEG 2025 challenge repository, October 2025; see docs/challenge.md): a random permutation
+splits the ``n`` tokens into ``num_heads = max(1, int(scale_factor * n))`` groups; each group is
+one head with the full hidden size (scaling ``1/sqrt(dim)``), attention runs inside each group, and
+the inverse permutation restores the order. Differences from that entry, which fix its weaknesses:
 
 * evaluation uses a fixed permutation per sequence length, drawn from a seed kept in a
   registered buffer (saved in the state dict), so inference is deterministic; training draws
@@ -75,12 +76,12 @@ def _plain_linear(module: nn.Module) -> bool:
 
 @register_attention("sparse")
 class SparseTokenAttention(base.SequenceAttention):
-    """Self-attention within random token groups, one group per head (seed 002).
+    """Self-attention within random token groups, one group per head (sparse-attention entry).
 
     Parameters
     ----------
     dim : int
-        Model width (the seed's ``hidden_size``); every head has the full width.
+        Model width (``hidden_size`` in the sparse-attention entry); every head has the full width.
     heads : int, optional
         Ignored (accepted for the registry): the head count follows the sequence length.
     causal : bool
@@ -122,7 +123,7 @@ class SparseTokenAttention(base.SequenceAttention):
             raise ValueError(f"dim={dim} and hidden_size={hidden_size} disagree; pass only one")
         dim = dim if dim is not None else hidden_size
         if dim is None:
-            raise ValueError("SparseTokenAttention needs dim (or the seed's hidden_size)")
+            raise ValueError("SparseTokenAttention needs dim (or its alias hidden_size)")
         base.check_positive_int("dim", dim)
         if isinstance(scale_factor, bool) or not isinstance(scale_factor, int | float):
             raise ValueError(f"scale_factor must be a number > 0, got {scale_factor!r}")

@@ -1,10 +1,10 @@
 """Subject-wise splits: a subject's windows always stay together in one split.
 
 Windows of one subject are strongly correlated (and in challenge 2 they share one target), so
-splitting by window leaks subjects between train and test and flatters every score (seed 002's
-trial-level folds did exactly that). Everything here splits the *subjects* and maps them back
-to window indices. ``groups`` is always a vector (n_windows,) with one subject id per window,
-e.g. ``WindowSet.groups``.
+splitting by window leaks subjects between train and test and flatters every score (the
+sparse-attention challenge entry's trial-level folds did exactly that). Everything here splits
+the *subjects* and maps them back to window indices. ``groups`` is always a vector
+(n_windows,) with one subject id per window, e.g. ``WindowSet.groups``.
 """
 
 from __future__ import annotations
