@@ -1,9 +1,10 @@
 """Shared helpers of the bench scripts: one subprocess per measured cell, memory guard,
 statistics, extrapolation and output (markdown tables, atomic files).
 
-Only the standard library is imported here, so a bench driver stays small: its children do the
-heavy imports. Peak memory is read in the child with ``resource.getrusage`` (``ru_maxrss``),
-which on Linux carries the parent's resident size over ``exec``: keep drivers light.
+Only the standard library (and the stdlib-only :mod:`eegattn.utils.io`) is imported here, so a
+bench driver stays small: its children do the heavy imports. Peak memory is read in the child
+with ``resource.getrusage`` (``ru_maxrss``), which on Linux carries the parent's resident size
+over ``exec``: keep drivers light.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from eegattn.utils.io import write_bytes_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CHILD_FLAG = "--child"
@@ -197,18 +199,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
+    """Write ``data`` (UTF-8 if text) to ``path`` with :func:`eegattn.utils.io.write_bytes_atomic`,
+    creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, data.encode() if isinstance(data, str) else data)
 
 
 def save_figure(fig, path: str | Path) -> Path:

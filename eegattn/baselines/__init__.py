@@ -13,9 +13,6 @@ imports only the standard library; the submodules import torch when they are imp
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from importlib import import_module
 from pathlib import Path
 
@@ -23,34 +20,12 @@ __all__ = [
     "make_run_dir",
     "run_language_baseline",
     "run_vision_baseline",
-    "write_json_atomic",
-    "write_text_atomic",
 ]
 
 _LAZY = {
     "run_vision_baseline": "eegattn.baselines.vision",
     "run_language_baseline": "eegattn.baselines.language",
 }
-
-
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path, obj) -> Path:
-    """``obj`` as indented JSON (NaN / Inf refused by ``allow_nan=False``)."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:

@@ -45,9 +45,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegattn.baselines import run_in_folder, write_json_atomic, write_text_atomic
+from eegattn.baselines import run_in_folder
 from eegattn.baselines.plots import plot_attention_maps, plot_bars, plot_learning_curves
 from eegattn.models.language import CausalTransformerLM
+from eegattn.utils.io import write_json_atomic, write_text_atomic
 
 __all__ = [
     "DEFAULT_MECHANISMS",

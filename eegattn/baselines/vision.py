@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegattn.baselines import run_in_folder, write_json_atomic, write_text_atomic
+from eegattn.baselines import run_in_folder
 from eegattn.baselines.plots import (
     plot_attention_maps,
     plot_bars,
@@ -42,6 +42,7 @@ from eegattn.baselines.plots import (
     plot_learning_curves,
 )
 from eegattn.models.vision import build_vision_model
+from eegattn.utils.io import write_json_atomic, write_text_atomic
 
 __all__ = [
     "CNN_MODELS",

@@ -37,12 +37,10 @@ def add_arguments(parser):
 
 def run(args):
     import dataclasses
-    import json
-    import os
-    import tempfile
     from pathlib import Path
 
     from eegattn.submission.validate import validate_submission
+    from eegattn.utils.io import write_json_atomic
 
     if args.max_windows is not None and args.max_windows < 1:
         raise ValueError(f"--max-windows must be >= 1, got {args.max_windows}")
@@ -72,8 +70,6 @@ def run(args):
             "findings": [dataclasses.asdict(f) for f in report.findings],
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, out)
+        # a NaN score (a model that predicts NaN) is written as NaN, as Python's json reads it
+        write_json_atomic(out, payload, allow_nan=True, overwrite=False)
     return 0 if report.ok else 1

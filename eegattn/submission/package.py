@@ -39,13 +39,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import traceback
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from eegattn.utils.io import atomic_path
 
 CHALLENGE_N_CHANS = 129
 CHALLENGE_N_TIMES = 200
@@ -519,28 +520,6 @@ def _zip_entry(name: str) -> zipfile.ZipInfo:
     return entry
 
 
-def _publish(tmp: Path, out: Path, force: bool) -> None:
-    """Move the finished ``tmp`` to ``out``: replace only with ``force``, else never clobber."""
-    if force:
-        os.replace(tmp, out)
-        return
-    try:
-        os.link(tmp, out)  # fails if ``out`` appeared meanwhile: no silent overwrite
-    except FileExistsError:
-        raise FileExistsError(
-            f"{out} already exists; choose another -o path or pass --force (force=True) to "
-            "replace it"
-        ) from None
-    except OSError:  # file system without hard links
-        if out.exists():
-            raise FileExistsError(
-                f"{out} already exists; choose another -o path or pass --force (force=True)"
-            ) from None
-        os.replace(tmp, out)
-        return
-    tmp.unlink()
-
-
 def _check_out_path(out_zip: Path, force: bool) -> None:
     if out_zip.suffix.lower() != ".zip":
         raise ValueError(f"output {out_zip} must end in .zip (e.g. -o submission.zip)")
@@ -598,19 +577,16 @@ def write_submission_zip(
         WEIGHT_FILES[2]: exported[2].archive,
         MANIFEST_FILE: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_zip.name}.", suffix=".tmp", dir=out_zip.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
+    try:  # an existing zip is replaced only with force, even if it appeared meanwhile
+        with atomic_path(out_zip, overwrite=force) as tmp:
+            with zipfile.ZipFile(tmp, "w") as zf:
                 for name, data in contents.items():
                     zf.writestr(_zip_entry(name), data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, out_zip, force)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except FileExistsError:
+        raise FileExistsError(
+            f"{out_zip} already exists; choose another -o path or pass --force (force=True) to "
+            "replace it"
+        ) from None
     warns = [f"challenge {k}: {w}" for k, e in sorted(exported.items()) for w in e.warnings]
     return PackageResult(
         path=out_zip,
