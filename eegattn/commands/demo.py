@@ -8,10 +8,10 @@ mean predictor, oracle). Every run writes a new run folder.
 HELP = "challenge 1 end to end on the synthetic release (what `make demo` runs)"
 
 DEMO_EPOCHS = 10
-# The seed's lightweight model as its `lightweight_fast` preset: strided convolutions, position
-# codes, max pooling beside the mean, feature-map and attention dropout (see the README). The
-# seed's configuration scores like the mean predictor here; the preset beats it and the earlier
-# demo options on most seeded splits and trains ~2.5x faster.
+# The sparse-attention entry's lightweight model as its `lightweight_fast` preset: strided
+# convolutions, position codes, max pooling beside the mean, feature-map and attention dropout
+# (see the README). The entry's configuration scores like the mean predictor here; the preset
+# beats it and the earlier demo options on most seeded splits and trains ~2.5x faster.
 DEMO_MODEL = "lightweight_fast"
 DEMO_MODEL_OPTIONS = "{}"
 

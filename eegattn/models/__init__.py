@@ -31,7 +31,7 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     # dropout off, whole-feature-map dropout 0.3 after each convolution stage and attention
     # weight dropout 0.5 instead (they stop the memorising that element dropout did not);
     # a position-specific read-out of 4 features per token beside the pooling (the head sees
-    # when the evoked wave peaks); the seed's convolution and attention weights, 46,596 more
+    # when the evoked wave peaks); the entry's convolution and attention weights, 46,596 more
     # head and read-out weights
     "lightweight_fast": (
         "lightweight",

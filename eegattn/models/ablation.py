@@ -12,7 +12,7 @@ from eegattn.models.normalization import MICROVOLTS_PER_VOLT
 
 
 class LightweightResponseTimeCNN(ConvAttentionRegressorMixin, EEGModuleMixin, nn.Module):
-    """The lightweight regressor (seed 002) without attention: the ``lightweight_noattn`` name.
+    """The sparse-attention entry's lightweight regressor without attention: ``lightweight_noattn``.
 
     Same normalisation, convolution stages, pooling and head as
     :class:`~eegattn.models.lightweight.LightweightResponseTimeCNNWithAttention`, with no

@@ -1,6 +1,6 @@
-"""Building blocks of the convolution + attention EEG regressors (seed 002).
+"""Building blocks of the convolution + attention EEG regressors.
 
-Seed 002 ("Sparse Multi-Head Attention", the challenge-1 response-time models) describes the
+The sparse-attention challenge entry (its challenge-1 response-time models) describes the
 pieces: convolution stages (Conv1d with bias -> BatchNorm1d -> ReLU -> dropout -> max-pool),
 a sequence attention block (attention + residual + LayerNorm, then a d -> 2d -> d GELU
 feed-forward with residual), global pooling and an MLP regression head.
@@ -69,7 +69,8 @@ class ConvStage(nn.Sequential):
     [-> channel dropout] -> max-pool.
 
     The dropout is :class:`~eegattn.attention.dropout.Dropout` or, with ``inattention=True``,
-    an :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (seed 000)
+    an :class:`~eegattn.attention.InattentionDropout` over the ``out_channels`` (Inattention
+    NotaBene)
     built with ``dropout_prob=dropout`` and ``inattention_options``. ``channel_dropout > 0``
     adds ``nn.Dropout1d``: in training it zeroes whole feature maps (one draw per window and
     channel, Tompson et al. 2015, "spatial dropout"), which curbs the memorisation that
@@ -129,8 +130,8 @@ class ConvStage(nn.Sequential):
 def _check_downsample(downsample: str) -> None:
     if downsample not in DOWNSAMPLINGS:
         raise ValueError(
-            f"unknown downsample {downsample!r}; choose 'maxpool' (seed 002: convolution, then "
-            "max-pool) or 'stride' (strided convolution, fewer FLOPs)"
+            f"unknown downsample {downsample!r}; choose 'maxpool' (convolution, then max-pool, "
+            "as the sparse-attention entry) or 'stride' (strided convolution, fewer FLOPs)"
         )
 
 
@@ -148,8 +149,8 @@ class AttentionBlock(nn.Module):
     """Sequence attention with residual and LayerNorm, then a GELU feed-forward with residual.
 
     ``x = norm(x + attention(x)); x = x + ffn(x)`` with ``ffn = Linear(d, r d) -> GELU ->
-    Dropout -> Linear(r d, d) -> Dropout`` (post-norm, as seed 002's models). The attention is
-    any registry mechanism, ``build_attention(attention, dim=d, dropout=dropout,
+    Dropout -> Linear(r d, d) -> Dropout`` (post-norm, as the sparse-attention entry's models).
+    The attention is any registry mechanism, ``build_attention(attention, dim=d, dropout=dropout,
     **attention_options)`` (``attention_options`` may set ``heads`` and override ``dropout``).
 
     Shapes: (b, n, d) -> (b, n, d).
@@ -187,10 +188,11 @@ class AttentionBlock(nn.Module):
 class SinusoidalPosition(nn.Module):
     """Add fixed sine/cosine position codes (Vaswani et al. 2017) to (b, n, d) tokens.
 
-    No parameters (the table is a non-persistent buffer, so state dicts are unchanged). Seed
-    002's models have no positional information: after convolutions with small receptive
-    fields, order-free attention and global pooling they barely know *when* something happened,
-    which is what a response-time latency is. ``positional="sinusoidal"`` restores that.
+    No parameters (the table is a non-persistent buffer, so state dicts are unchanged). The
+    sparse-attention entry's models have no positional information: after convolutions with
+    small receptive fields, order-free attention and global pooling they barely know *when*
+    something happened, which is what a response-time latency is.
+    ``positional="sinusoidal"`` restores that.
     """
 
     def __init__(self, dim: int, max_len: int) -> None:
@@ -422,7 +424,8 @@ class ConvAttentionRegressorMixin(TraceableDirMixin):
         self.conv_stages = nn.Sequential(*stages)
         if positional not in (None, "none", "sinusoidal"):
             raise ValueError(
-                f"positional must be None/'none' (seed 002) or 'sinusoidal', got {positional!r}"
+                f"positional must be None/'none' (no position codes) or 'sinusoidal', "
+                f"got {positional!r}"
             )
         self.position = (
             SinusoidalPosition(width, steps)

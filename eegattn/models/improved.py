@@ -1,4 +1,4 @@
-"""The improved response-time regressor: channel + temporal gates, two sparse blocks (seed 002)."""
+"""The improved response-time regressor: channel + temporal gates, two sparse blocks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from eegattn.models.normalization import MICROVOLTS_PER_VOLT
 class ImprovedResponseTimeCNNWithAttention(ConvAttentionRegressorMixin, EEGModuleMixin, nn.Module):
     """Convolutional regressor with channel and temporal gates and two sparse attention blocks.
 
-    Source: seed 002 ("ImprovedResponseTimeCNNWithAttention", 6,163,375 parameters at 129
-    channels x 200 samples). With the defaults, at 129 x 200::
+    Source: the sparse-attention challenge entry ("ImprovedResponseTimeCNNWithAttention",
+    6,163,375 parameters at 129 channels x 200 samples). With the defaults, at 129 x 200::
 
         input (b, 129, 200) volts
         -> EEGInputNormalization (microvolts, per-window per-channel z-score; flat -> 0)

@@ -1,6 +1,6 @@
 """A small causal transformer language model whose attention is any causal registry mechanism.
 
-Seed 001 (DiGiugno & Mahmood 2025, arXiv:2502.17206) trained a decoder-only LM on
+DiGiugno & Mahmood (2025, arXiv:2502.17206) trained a decoder-only LM on
 WikiText-103 with neural attention in the first layer only and standard attention elsewhere;
 ``first_layer_only=True`` reproduces that placement for any mechanism. Every block is built
 with ``causal=True``: token ``i`` sees tokens ``0..i`` only. ``selective`` then applies the
@@ -50,7 +50,8 @@ class CausalTransformerLM(nn.Module):
         ``projection_dim`` defaults to 8 at small widths (see
         :func:`eegattn.models.vision.attention_options_for`).
     first_layer_only : bool
-        Seed 001's placement: ``attention`` in the first block, ``standard`` in the others.
+        DiGiugno & Mahmood's placement: ``attention`` in the first block, ``standard`` in the
+        others.
     token_shift : bool
         Add a learned map of the previous token's embedding at every position (see above).
 

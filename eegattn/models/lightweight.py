@@ -1,4 +1,4 @@
-"""The lightweight response-time regressor with channel gate and sparse attention (seed 002)."""
+"""The lightweight response-time regressor with channel gate and sparse attention."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ class LightweightResponseTimeCNNWithAttention(
 ):
     """Convolutional regressor with a channel gate and one sparse attention block.
 
-    Source: seed 002 ("LightweightResponseTimeCNNWithAttention", the recommended challenge-1
-    model, 846,289 parameters at 129 channels x 200 samples). With the defaults, at 129 x 200::
+    Source: the sparse-attention challenge entry ("LightweightResponseTimeCNNWithAttention", its
+    recommended challenge-1 model, 846,289 parameters at 129 channels x 200 samples). With the
+    defaults, at 129 x 200::
 
         input (b, 129, 200) volts
         -> EEGInputNormalization (microvolts, per-window per-channel z-score; flat -> 0)
@@ -38,24 +39,24 @@ class LightweightResponseTimeCNNWithAttention(
         braindecode's signal arguments (``n_chans`` and ``n_times`` must be known or
         inferable). The input must be exactly (batch, n_chans, n_times), else ValueError.
     dropout : float
-        Dropout of the convolution stages, attention weights, FFN and head (seed: 0.4).
+        Dropout of the convolution stages, attention weights, FFN and head (0.4, as the entry).
     attention : str
         Registry name of the sequence mechanism (``eegattn.attention.available_attention()``).
     attention_options : dict, optional
         Keyword options of the mechanism (``heads``, ``scale_factor``, ``dropout``, ...).
     inattention : bool
-        Replace the convolution stages' dropout by ``InattentionDropout`` (seed 000).
+        Replace the convolution stages' dropout by ``InattentionDropout`` (Inattention NotaBene).
     inattention_options : dict, optional
         Keyword options of ``InattentionDropout`` (``num_stacks``, ``mode``, ...).
     conv_channels, kernel_sizes, pool_sizes : sequence of int
         One entry per convolution stage (a pool size of 1 keeps the length).
     downsample : {"maxpool", "stride"}
-        How a stage shortens time: convolution then max-pool (seed 002), or a convolution with
+        How a stage shortens time: convolution then max-pool (as the entry), or a convolution with
         stride ``pool`` (same parameters, half the convolution FLOPs at pool 2, no pooling
         pass; a different function, so train it as its own model).
     channel_dropout : float
         Dropout of whole feature maps after each convolution stage (``nn.Dropout1d``, "spatial
-        dropout"); 0 (the seed) adds no layer.
+        dropout"); 0 (as the entry) adds no layer.
     channel_reduction : int or None
         Reduction ratio of the channel gate; None removes the gate.
     temporal_kernel : int or None
@@ -66,12 +67,12 @@ class LightweightResponseTimeCNNWithAttention(
         FFN hidden width as a multiple of the model width.
     positional : None or "sinusoidal"
         Fixed sinusoidal position codes added before the attention blocks (no parameters).
-        None (the seed) leaves the attention and pooling blind to time order.
+        None (as the entry) leaves the attention and pooling blind to time order.
     pooling : {"avg", "avgmax"}
         Global pooling over time; "avgmax" concatenates mean and max (head input 2x width).
     position_readout : int
-        Features per token of a position-specific read-out beside the pooling (0, the seed:
-        none): each token is projected to this many features and the flattened vector joins
+        Features per token of a position-specific read-out beside the pooling (0, as the
+        entry: none): each token is projected to this many features and the flattened vector joins
         the pooled one, so the head sees *when* things happen (see ``PositionReadout``).
     head_hidden : sequence of int
         Hidden widths of the regression head.
