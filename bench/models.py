@@ -34,18 +34,17 @@ project's ``eegnex`` to the speed run.
 
 Targets (issue 5), printed as PASS/FAIL: the lightweight model trains >= 25x and infers >= 20x
 faster than EEGNeX with equal or better NRMSE; the project's own models reach >= 50 % of the
-measured matmul FLOP/s in training. The speed-up targets are checked for two configurations of
-the lightweight model: ``lightweight`` (seed 002 as written: convolution + max-pool, average
-pooling, dropout 0.4) and the registry preset ``lightweight_fast`` (``eegattn.models.preset``:
-strided convolutions with strides 4 and 2 instead of convolution + max-pool, so 25 tokens
-instead of 50, sinusoidal positions, average + max pooling beside a position read-out of 4
-features per token, no element dropout but whole feature maps dropped at 0.3 and attention
-weights at 0.5; the same convolution and attention weights, 46,596 more head and read-out
-weights). The
-"speed-up at matmul rate" column is the speed-up a model would reach if all its counted FLOPs
-ran at the measured ``torch.mm`` rate, against EEGNeX as measured. It is a yardstick, not a hard
-limit (the ``torch.mm`` rate is not the hardware's peak, and small models' repeats sometimes
-beat it), but a target well above it is out of reach without cutting the model's FLOPs.
+measured matmul FLOP/s in training. The speed-up targets are checked for two configurations of the
+lightweight model: ``lightweight`` (the sparse-attention entry as written: convolution + max-pool,
+average pooling, dropout 0.4) and the registry preset ``lightweight_fast``
+(``eegattn.models.preset``: strided convolutions with strides 4 and 2 instead of convolution +
+max-pool, so 25 tokens instead of 50, sinusoidal positions, average + max pooling beside a position
+read-out of 4 features per token, no element dropout but whole feature maps dropped at 0.3 and
+attention weights at 0.5; the same convolution and attention weights, 46,596 more head and read-out
+weights). The "speed-up at matmul rate" column is the speed-up a model would reach if all its
+counted FLOPs ran at the measured ``torch.mm`` rate, against EEGNeX as measured. It is a yardstick,
+not a hard limit (the ``torch.mm`` rate is not the hardware's peak, and small models' repeats
+sometimes beat it), but a target well above it is out of reach without cutting the model's FLOPs.
 
 Usage::
 

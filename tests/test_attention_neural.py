@@ -1,4 +1,4 @@
-"""Neural attention (seed 001; DiGiugno & Mahmood 2025, arXiv:2502.17206)."""
+"""Neural attention (DiGiugno & Mahmood 2025, arXiv:2502.17206)."""
 
 import pytest
 import torch

@@ -140,7 +140,7 @@ def test_causal_queries_ignore_the_future(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_dim_not_divisible_by_heads_raises(name):
     if name == "sparse":
-        pytest.skip("sparse ignores heads (each head keeps the full width, seed 002)")
+        pytest.skip("sparse ignores heads (each head keeps the full width, as in the entry)")
     with pytest.raises(ValueError, match="divisible"):
         build_attention(name, dim=30, heads=4, **OPTIONS.get(name, {}))
 

@@ -1,4 +1,5 @@
-"""Selective attention (seed 003; Leviathan, Kalman & Matias 2024, arXiv:2410.02703)."""
+"""Selective attention (Leviathan, Kalman & Matias 2024, arXiv:2410.02703) and the interface of a
+public "Selective Attention Implementation" repository."""
 
 import math
 
@@ -39,10 +40,10 @@ def reference(module, q_in, k_in, v_in, penalty=None, allowed=None):
     return module.out_proj(out.transpose(1, 2).reshape(b, n, -1))
 
 
-def test_constructor_accepts_library_and_seed_names():
-    assert SelectiveAttention(32, 8).heads == 8  # the seed's positional (d_model, n_heads)
-    seed_style = SelectiveAttention(d_model=32, n_heads=8, dropout=0.1)
-    assert (seed_style.dim, seed_style.heads, seed_style.dropout) == (32, 8, 0.1)
+def test_constructor_accepts_library_and_public_implementation_names():
+    assert SelectiveAttention(32, 8).heads == 8  # the public code's positional (d_model, n_heads)
+    other_style = SelectiveAttention(d_model=32, n_heads=8, dropout=0.1)
+    assert (other_style.dim, other_style.heads, other_style.dropout) == (32, 8, 0.1)
     built = build_attention("selective", dim=32, heads=4)
     assert isinstance(built, SelectiveAttention) and built.heads == 4
     with pytest.raises(ValueError, match="disagree"):
@@ -116,11 +117,11 @@ def test_penalty_shapes_broadcast():
         module(q, k, v, selective_mask=torch.full((5, 5), float("nan")))
 
 
-def test_seed_readme_causal_example():
+def test_public_implementation_readme_causal_example():
     batch, seq = 2, 6
     module = make()
     q, k, v = (torch.randn(batch, seq, DIM) for _ in range(3))
-    # the seed README's expression: a float mask, 0 on and below the diagonal, -inf above
+    # that README's expression: a float mask, 0 on and below the diagonal, -inf above
     seed_mask = (
         torch.triu(
             torch.ones((seq, seq), dtype=torch.bool) * float("-inf"),

@@ -1,4 +1,5 @@
-"""Sparse token attention (seed 002): tokens split among heads, attention within groups."""
+"""Sparse token attention (the sparse-attention challenge entry): tokens split among heads,
+attention within groups."""
 
 import math
 
@@ -28,8 +29,8 @@ def test_shapes_parameters_and_names():
     names = {name for name, _ in module.named_parameters()}
     assert names == {f"{p}_proj.{w}" for p in ("q", "k", "v", "out") for w in ("weight", "bias")}
     assert sum(p.numel() for p in module.parameters()) == 4 * (DIM * DIM + DIM)
-    seed_style = SparseTokenAttention(hidden_size=DIM, scale_factor=0.25)
-    assert seed_style.dim == DIM and seed_style.heads_for(20) == 5
+    entry_style = SparseTokenAttention(hidden_size=DIM, scale_factor=0.25)
+    assert entry_style.dim == DIM and entry_style.heads_for(20) == 5
     built = build_attention("sparse", dim=DIM, heads=4)  # heads ignored
     assert isinstance(built, SparseTokenAttention) and built.heads_for(50) == 25
     assert SparseTokenAttention(DIM, num_heads=7).heads_for(5) == 5  # capped at seq_len

@@ -81,7 +81,7 @@ def test_seed_cnn_shapes(name):
         build_vision_model(name, 1, 10, 8)(torch.randn(2, 8, 8))
 
 
-def test_seed_cnn_layout_follows_seed_000():
+def test_cnn_layout_follows_inattention_notabene():
     baseline = SeedCNN(3, 10, 32)
     inatt = SeedCNN(3, 10, 32, inattention=True)
     widths = [(m.in_channels, m.out_channels) for m in (baseline.conv1, baseline.conv2,

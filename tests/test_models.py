@@ -88,17 +88,17 @@ def test_models_are_braindecode_modules():
 
 
 # --------------------------------------------------------------------------------------------
-# seed 002's parameter counts and structure
+# the sparse-attention challenge entry's parameter counts and structure
 
 
-def test_seed_parameter_counts_at_129_x_200():
+def test_sparse_entry_parameter_counts_at_129_x_200():
     assert n_params(build_model("lightweight")) == 846_289
     assert n_params(build_model("improved")) == 6_163_375
     # lightweight minus the channel gate (2,064) and the attention block (526,592)
     assert n_params(build_model("lightweight_noattn")) == 317_633
 
 
-def test_seed_structure():
+def test_sparse_entry_structure():
     light = build_model("lightweight")
     assert [s.conv.out_channels for s in light.conv_stages] == [128, 256]
     assert [s.conv.kernel_size[0] for s in light.conv_stages] == [7, 5]
@@ -129,7 +129,7 @@ def test_lightweight_fast_preset_is_the_lightweight_model_with_other_defaults():
     assert model_options("lightweight_fast") == {**model_options("lightweight"), **defaults}
     fast = build_model("lightweight_fast")
     assert isinstance(fast, LightweightResponseTimeCNNWithAttention)
-    # the seed's weights plus 32,768 head weights for the average + max pooled vector (2 x 256)
+    # the entry's weights plus 32,768 head weights for the average + max pooled vector (2 x 256)
     # and the position read-out: 256 x 4 projection + bias, 25 tokens x 4 into the head's 128
     assert n_params(fast) == 846_289 + 256 * 128 + (256 * 4 + 4) + 25 * 4 * 128 == 892_885
     assert (fast.pool.n_tokens, fast.pool.k) == (25, 4)

@@ -3,7 +3,7 @@
 A submission receives raw windows in volts, so each model standardises its own input: a fixed
 scale to microvolts, then per-window, per-channel standardisation (zero mean, unit variance
 over time). HBN's Cz (E129) is the recording reference and is flat; a flat channel must give
-zeros, never NaN or Inf (see ``challenge-facts.md``).
+zeros, never NaN or Inf (see ``docs/challenge.md``, "Data layout").
 """
 
 from __future__ import annotations

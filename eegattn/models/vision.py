@@ -1,8 +1,8 @@
-"""Image classifiers for the cross-domain baselines: seed 000's CNNs and a small ViT.
+"""Image classifiers for the cross-domain baselines: Inattention NotaBene's CNNs and a ViT.
 
-Seed 000 ("Inattention NotaBene", B. Galoaa 2025, github.com/bishoymoussa/inattention-notabene)
+"Inattention NotaBene" (B. Galoaa 2025, github.com/bishoymoussa/inattention-notabene)
 compares two CIFAR-10 CNNs. Its README names only the inattention API; the layer layout below
-is the one of the seed's ``train.py`` (the experiment behind its results table):
+is the one of its ``train.py`` (the experiment behind its results table):
 
 ``conv 3x3 (in -> 32) -> ReLU -> conv 3x3 (32 -> 64) -> ReLU -> max-pool 2 -> [drop 1]
 -> conv 3x3 (64 -> 128) -> ReLU -> max-pool 2 -> [drop 2] -> flatten -> Linear(-> 512) -> ReLU
@@ -10,17 +10,17 @@ is the one of the seed's ``train.py`` (the experiment behind its results table):
 
 ``[drop 1]`` / ``[drop 2]`` are ``Dropout(0.25)`` in the baseline and inattention layers
 (64 and 128 channels, ``dropout_prob=0.25``, 3 stacks each) in the inattention CNN; the
-fully connected dropout stays standard in both, as in the seed. Inputs are
+fully connected dropout stays standard in both, as in the original. Inputs are
 (b, in_channels, H, W) with H and W divisible by 4 (two poolings): 32x32 for CIFAR-10, 8x8
 for scikit-learn's digits.
 
 The ViT (after Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") takes any sequence
-mechanism of :mod:`eegattn.attention` (seed 001 used neural attention on CIFAR): patch
+mechanism of :mod:`eegattn.attention` (DiGiugno & Mahmood used neural attention on CIFAR): patch
 embedding, learned position embeddings, pre-norm blocks ``x + attn(LN(x))``,
 ``x + MLP(LN(x))``, and a linear head on the mean of the patch tokens (``pool="mean"``,
 default) or on a class token (``pool="cls"``). Mean pooling is the default because a class
-token only sees its own token group under ``sparse`` attention (seed 002 shares the tokens out
-among heads), which leaves a class-token ViT at chance.
+token only sees its own token group under ``sparse`` attention (the sparse-attention entry
+shares the tokens out among heads), which leaves a class-token ViT at chance.
 """
 
 from __future__ import annotations
@@ -98,13 +98,13 @@ class SeedCNN(nn.Module):
         see :mod:`eegattn.attention.inattention`; ``"seed"`` is a deprecated alias);
         ``"relaxed"`` is the library's fixed version.
     dropout_prob : float
-        Dropout rate of every dropout / inattention layer (0.25 in the seed).
+        Dropout rate of every dropout / inattention layer (0.25 in the original).
     num_stacks : int or (int, int)
-        Inattention stacks per layer (3 in the seed).
+        Inattention stacks per layer (3 in the original).
     widths : (int, int, int)
-        Convolution widths (32, 64, 128 in the seed).
+        Convolution widths (32, 64, 128 in the original).
     hidden : int
-        Width of the fully connected layer (512 in the seed).
+        Width of the fully connected layer (512 in the original).
     inattention_options : dict, optional
         Further :class:`~eegattn.attention.InattentionDropout` options (``temperature``, ...).
 

@@ -1,7 +1,7 @@
 """Pack two trained runs into the challenge's flat submission zip.
 
 The server of the EEG Foundation Challenge 2025 ran Python 3.10 and torch 2.2.2, without this
-project and with an older braindecode (``challenge-facts.md``, "Submission contract"). So the
+project and with an older braindecode (``docs/challenge.md``, "Submission contract"). So the
 zip carries no Python model code of ours: each model is exported with ``torch.jit.trace`` to a
 TorchScript archive, which holds the network's operators and weights (input normalisation
 included), and the packed ``submission.py`` only calls ``torch.jit.load``. Every model of the

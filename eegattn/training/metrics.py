@@ -1,6 +1,6 @@
 """The challenge metric: normalised RMSE, the overall score and the mean-predictor reference.
 
-Source: EEG Foundation Challenge 2025 rules (see ``challenge-facts.md``):
+Source: EEG Foundation Challenge 2025 rules (see ``docs/challenge.md``, "Metric"):
 ``NRMSE = RMSE(y_true, y_pred) / std(y_true)`` with the population standard deviation
 (``ddof=0``), so predicting the test mean scores exactly 1.0; lower is better.
 ``overall = 0.3 * NRMSE(challenge 1) + 0.7 * NRMSE(challenge 2)``.
