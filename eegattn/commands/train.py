@@ -1,6 +1,7 @@
 """`eegattn train`: one challenge end to end into a new run folder.
 
 ``add_arguments`` is shared with ``challenges/challenge1.py`` and ``challenges/challenge2.py``.
+Data-parallel: ``torchrun --nproc-per-node N -m eegattn train ...`` (the same options).
 """
 
 import json
@@ -10,7 +11,7 @@ HELP = "train and evaluate a model on challenge 1 or 2 (synthetic release by def
 
 def add_arguments(parser, challenge=None):
     if challenge is None:
-        parser.add_argument("--challenge", type=int, choices=(1, 2), required=True,
+        parser.add_argument("--challenge", type=int, choices=(1, 2), default=None,
                             help="1: CCD response time; 2: externalizing factor")
     else:
         parser.set_defaults(challenge=challenge)
@@ -25,7 +26,7 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--model", default="lightweight",
                         help="lightweight, lightweight_fast, improved, lightweight_noattn or "
                         "eegnex")
-    parser.add_argument("--model-options", default=None, type=json.loads,
+    parser.add_argument("--model-options", default=None, type=_json_object,
                         help='model options as JSON, e.g. \'{"attention": "standard"}\'')
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -35,6 +36,9 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--start-from-epoch", type=int, default=None,
                         help="early stopping ignores epochs up to this one (default: half of "
                         "--epochs; 0 counts from the first)")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="fraction of subjects held out for the test score (without "
+                        "--test-release)")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--subjects", type=int, default=24,
                         help="subjects per synthetic release")
@@ -45,19 +49,75 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--run-name", default=None)
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel recording reads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="also checkpoint every N training steps (default: each epoch)")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue a stopped run from its last checkpoint, with the "
+                        "options it was started with (only --device, --n-jobs and --quiet "
+                        "may be given beside it)")
     parser.add_argument("--quiet", action="store_true")
 
 
-def run(args):
-    from eegattn.training.pipeline import run_challenge
+# options that may change when a run is resumed (where and how loudly it runs)
+_RESUMABLE = {"resume", "device", "n_jobs", "quiet", "challenge", "_run", "command"}
 
-    run_challenge(
-        args.challenge, root=args.root, releases=args.releases, test_release=args.test_release,
-        mini=args.mini, model=args.model, model_options=args.model_options, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-        start_from_epoch=args.start_from_epoch, seed=args.seed,
-        runs_dir=args.runs_dir, run_name=args.run_name, cache_dir=args.cache_dir,
-        n_subjects=args.subjects, n_jobs=args.n_jobs, device=args.device,
-        verbose=0 if args.quiet else 1,
-    )
+
+def _json_object(text):
+    import argparse
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({err}); e.g. '{{\"dropout\": 0.2}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def run(args):
+    from eegattn.training.loop import TrainingInterrupted
+    from eegattn.training.pipeline import resume_challenge, run_challenge
+
+    verbose = 0 if args.quiet else 1
+    try:
+        if args.resume:
+            _refuse_changed_options(args)
+            result = resume_challenge(args.resume, device=args.device, verbose=verbose,
+                                      n_jobs=args.n_jobs)
+        else:
+            if args.challenge is None:
+                raise ValueError("--challenge is required (1 or 2), unless --resume RUN_DIR")
+            result = run_challenge(
+                args.challenge, root=args.root, releases=args.releases,
+                test_release=args.test_release, mini=args.mini, model=args.model,
+                model_options=args.model_options, epochs=args.epochs,
+                batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                start_from_epoch=args.start_from_epoch, test_fraction=args.test_fraction,
+                seed=args.seed, runs_dir=args.runs_dir, run_name=args.run_name,
+                cache_dir=args.cache_dir, n_subjects=args.subjects, n_jobs=args.n_jobs,
+                device=args.device, verbose=verbose, checkpoint_every=args.checkpoint_every,
+            )
+    except TrainingInterrupted as stop:
+        import sys
+
+        run_dir = args.resume or "the run folder printed above"
+        saved = "checkpoint written; " if stop.checkpointed else ""
+        print(f"eegattn train: stopped at epoch {stop.epoch + 1}, step {stop.step}; {saved}"
+              f"continue with: eegattn train --resume {run_dir}", file=sys.stderr)
+        return 130
+    del result
     return 0
+
+
+def _refuse_changed_options(args) -> None:
+    import argparse
+
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults, challenge=1)
+    given = [key for key, value in vars(args).items()
+             if key not in _RESUMABLE and value != defaults.get_default(key)]
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in sorted(given))
+        raise ValueError(f"--resume continues a run with the options it was started with; "
+                         f"drop {flags} (only --device, --n-jobs and --quiet may change)")

@@ -22,7 +22,10 @@ _LAZY = {
     "create_run_dir": "eegattn.training.runs",
     "save_run": "eegattn.training.runs",
     "load_run": "eegattn.training.runs",
-    "train_distributed": "eegattn.training.distributed",
+    "TrainingLoop": "eegattn.training.loop",
+    "init_distributed": "eegattn.training.distributed",
+    "run_challenge": "eegattn.training.pipeline",
+    "resume_challenge": "eegattn.training.pipeline",
 }
 
 __all__ = sorted(_LAZY)

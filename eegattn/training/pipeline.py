@@ -199,6 +199,104 @@ def format_table(challenge: int, model: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
+RUN_ARGS_NAME = "run_args.json"  # the call's arguments, read back by --resume
+INCOMPLETE_NAME = "INCOMPLETE"  # present from the start of a run until it has finished
+CHECKPOINT_DIR = "checkpoint"  # the training loop's last.pt while the run is going
+
+
+def _count_subjects(root, names, mini) -> int | None:
+    """Subjects on disk in the named real releases (``sub-*`` folders), None if unknown."""
+    from eegattn.data.synthetic import release_folder_name
+
+    total = 0
+    for name in names:
+        folder = Path(root) / release_folder_name(name, mini)
+        if not folder.is_dir():
+            return None  # the loader names the missing folder and the fix
+        total += sum(1 for p in folder.glob("sub-*") if p.is_dir())
+    return total
+
+
+def check_challenge_options(challenge, *, root, releases, test_release, mini, model,
+                            model_options, valid_fraction, test_fraction, runs_dir, run_name,
+                            n_subjects, estimator_params: dict) -> dict:
+    """Check every option of :func:`run_challenge` before any data is read or written.
+
+    Cheap checks first (no torch import): challenge, releases, fractions, the runs folder and
+    run name, the number of subjects the split needs, the model name; then the estimator's
+    parameters and one build of the model on the challenge's shapes (bad model options).
+    Returns the normalised options. Raises ``ValueError`` / ``FileNotFoundError`` with the fix.
+    """
+    from eegattn.training.runs import check_run_name
+
+    if challenge not in (1, 2):
+        raise ValueError(f"challenge must be 1 or 2, got {challenge!r}")
+    names = _release_names(releases)
+    if test_release:
+        test_release = str(test_release).upper()
+        if test_release not in names:
+            names.append(test_release)
+        if len(names) < 2:
+            raise ValueError("a held-out test release needs at least one other release "
+                             "to train on; add one with --releases")
+    for name, value, low_ok in (("test_fraction", test_fraction, False),
+                                ("valid_fraction", valid_fraction, True)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                (0.0 <= value < 1.0) if low_ok else (0.0 < value < 1.0)):
+            raise ValueError(f"{name} must be in {'[0, 1)' if low_ok else '(0, 1)'}, got "
+                             f"{value!r}")
+    runs = Path(runs_dir)
+    if runs.exists() and not runs.is_dir():
+        raise ValueError(f"--runs-dir {runs} is a file, not a folder; choose another folder")
+    check_run_name(run_name or f"c{challenge}-{model}")
+    if root is not None and not Path(root).is_dir():
+        raise FileNotFoundError(f"release root {root} does not exist; give the folder that "
+                                "holds EEG2025r<N> folders (see the README's data section)")
+    if root is None:
+        if isinstance(n_subjects, bool) or not isinstance(n_subjects, int) or n_subjects < 1:
+            raise ValueError(f"subjects must be a positive integer, got {n_subjects!r}")
+        subjects = n_subjects * len(names) if not mini else None
+    else:
+        subjects = _count_subjects(root, names, mini)
+    if subjects is not None and not test_release:
+        _check_subject_counts(subjects, test_fraction, valid_fraction)
+    if isinstance(model, str) and ":" not in model:
+        from eegattn.models import available_models
+
+        if model not in available_models():
+            raise ValueError(f"unknown model {model!r}; choose one of "
+                             f"{', '.join(available_models())} or give module:Class")
+    if model_options is not None and not isinstance(model_options, dict):
+        raise ValueError(f"model options must be a JSON object such as "
+                         f"'{{\"dropout\": 0.2}}', got {model_options!r}")
+    # torch from here on
+    from eegattn.training.estimator import EEGAttentionRegressor, instantiate_model
+
+    EEGAttentionRegressor(model=model, model_options=model_options,
+                          valid_fraction=valid_fraction, **estimator_params)._check_params()
+    n_times = C2_CROP_N_TIMES if challenge == 2 else 200
+    try:
+        instantiate_model(model, model_options, n_chans=129, n_times=n_times, sfreq=100.0)
+    except (TypeError, AssertionError) as exc:
+        raise ValueError(f"model {model!r} cannot be built with options {model_options}: "
+                         f"{exc}") from exc
+    return {"releases": names, "test_release": test_release}
+
+
+def _check_subject_counts(n: int, test_fraction: float, valid_fraction: float) -> None:
+    """The test split, the early-stopping split of the rest and training each need subjects
+    (the same rounding as ``subject_split``)."""
+    n_test = max(1, int(round(test_fraction * n)))
+    pool = n - n_test
+    n_valid = 0 if valid_fraction == 0 else max(1, int(round(valid_fraction * pool)))
+    if n_test < 2 or pool - n_valid < 1:
+        raise ValueError(
+            f"{n} subject(s) are too few for test_fraction={test_fraction} and "
+            f"valid_fraction={valid_fraction}: the test needs 2 subjects, and training one "
+            "after validation; use more subjects (--subjects) or change --test-fraction"
+        )
+
+
 def run_challenge(
     challenge: int,
     *,
@@ -225,8 +323,18 @@ def run_challenge(
     verbose: int = 1,
     plots: bool = True,
     synthetic_options: dict | None = None,
-) -> ChallengeResult:
-    """Train and evaluate one model on one challenge; write a new run folder.
+    checkpoint_every: int | None = None,
+    resume=None,
+) -> ChallengeResult | None:
+    """Train and evaluate one model on one challenge in a run folder.
+
+    The run folder is created before training starts and holds ``run_args.json`` (this call's
+    arguments) and an ``INCOMPLETE`` marker until the run has finished; the training loop
+    checkpoints into ``<run>/checkpoint/`` after every epoch (and every ``checkpoint_every``
+    steps), so :func:`resume_challenge` (``eegattn train --resume RUN``) continues a killed
+    run to the same weights and history. SIGINT / SIGTERM stop at the next step boundary with
+    a checkpoint written. Under ``torchrun`` the same call trains data-parallel; rank 0 builds
+    the data and writes the run folder (other ranks return None).
 
     Parameters
     ----------
@@ -244,44 +352,67 @@ def run_challenge(
     seed : seeds the subject split, initialisation, data order and crops.
     n_subjects : subjects per synthetic release (ignored for real data).
     synthetic_options : more ``make_release`` options (e.g. ``trials_per_run``).
+    checkpoint_every : also checkpoint every this many steps (None: at epoch ends only).
+    resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
-    from eegattn.data.cache import load_challenge_windows
-    from eegattn.training.estimator import EEGAttentionRegressor
+    args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
+                                                          "n_jobs")}
+    from eegattn.training.distributed import init_distributed
+    from eegattn.training.estimator import EEGAttentionRegressor, resolve_device
+    from eegattn.training.loop import stop_on_signals
     from eegattn.training.runs import create_run_dir, save_run
 
-    if challenge not in (1, 2):
-        raise ValueError(f"challenge must be 1 or 2, got {challenge!r}")
-    names = _release_names(releases)
-    if test_release:
-        test_release = str(test_release).upper()
-        if test_release not in names:
-            names.append(test_release)
-        if len(names) < 2:
-            raise ValueError("a held-out test release needs at least one other release "
-                             "to train on")
-    synthetic = root is None
-    if synthetic:
-        root = prepare_synthetic(names, cache_dir=cache_dir, n_subjects=n_subjects, seed=0,
-                                 mini=mini, verbose=verbose > 1, **(synthetic_options or {}))
-    elif not Path(root).is_dir():
-        raise FileNotFoundError(f"release root {root} does not exist; give the folder that "
-                                "holds EEG2025r<N> folders (see the README's data section)")
-    cache = Path(cache_dir) / "windows" if cache_dir else None
-    windows = load_challenge_windows(challenge, releases=names, root=root, mini=mini,
-                                     cache_dir=cache, n_jobs=n_jobs, progress=verbose > 0)
-    pool, test = _split(windows, test_release=test_release, test_fraction=test_fraction,
-                        seed=seed)
-    train_ws, test_ws = windows.subset(pool), windows.subset(test)
-
-    est = EEGAttentionRegressor(
-        model=model, model_options=model_options, max_epochs=epochs, batch_size=batch_size,
-        lr=lr, patience=patience, start_from_epoch=start_from_epoch,
-        valid_fraction=valid_fraction,
-        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None, device=device, seed=seed,
-        verbose=verbose,
+    estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
+                            patience=patience, start_from_epoch=start_from_epoch,
+                            checkpoint_every=checkpoint_every, seed=seed)
+    checked = check_challenge_options(
+        challenge, root=root, releases=releases, test_release=test_release, mini=mini,
+        model=model, model_options=model_options, valid_fraction=valid_fraction,
+        test_fraction=test_fraction, runs_dir=runs_dir, run_name=run_name,
+        n_subjects=n_subjects, estimator_params=estimator_params,
     )
-    est.fit(train_ws)
-    y_pred = est.predict(test_ws)
+    names, test_release = checked["releases"], checked["test_release"]
+    dist = init_distributed(resolve_device(device))
+    try:
+        run_dir = None
+        if dist.is_main:
+            run_dir = Path(resume) if resume else create_run_dir(
+                runs_dir, run_name or f"c{challenge}-{model}")
+            if not resume:
+                from eegattn.utils.io import write_json_atomic, write_text_atomic
+
+                write_text_atomic(run_dir / INCOMPLETE_NAME,
+                                  f"training; continue a stopped run with: eegattn train "
+                                  f"--resume {run_dir}\n")
+                write_json_atomic(run_dir / RUN_ARGS_NAME, _jsonable_args(args))
+        run_dir = Path(dist.broadcast_object(None if run_dir is None else str(run_dir)))
+        synthetic = root is None
+        if dist.is_main:  # rank 0 writes releases and caches; the others then read them
+            root_used = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
+                                      n_jobs, verbose, synthetic_options)
+        dist.barrier()
+        if not dist.is_main:
+            root_used = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
+                                      n_jobs, 0, synthetic_options)
+        windows = root_used[1]
+        root = root_used[0]
+        pool, test = _split(windows, test_release=test_release, test_fraction=test_fraction,
+                            seed=seed)
+        train_ws, test_ws = windows.subset(pool), windows.subset(test)
+
+        est = EEGAttentionRegressor(
+            model=model, model_options=model_options, valid_fraction=valid_fraction,
+            crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None, device=device,
+            verbose=verbose if dist.is_main else 0,
+            checkpoint_dir=str(run_dir / CHECKPOINT_DIR), **estimator_params,
+        )
+        with stop_on_signals():
+            est.fit(train_ws, resume=bool(resume))
+        if not dist.is_main:
+            return None
+        y_pred = est.predict(test_ws)
+    finally:
+        dist.close()
     metrics = _scores(challenge, test_ws.y, y_pred, train_ws.y, test_ws.metadata)
     metrics["oracle_nrmse"] = (
         _oracle(challenge, root, test_ws, mini=mini) if synthetic else None
@@ -301,14 +432,75 @@ def run_challenge(
         "data": "synthetic" if synthetic else "local",
         "split": {"train": train_subjects, "valid": valid_subjects, "test": test_subjects,
                   "seed": seed},
+        "world_size": dist.world_size,
     }
-    run_dir = create_run_dir(runs_dir, run_name or f"c{challenge}-{model}")
     save_run(run_dir, est, config=config, metrics=metrics)
     files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
     table = format_table(challenge, model, metrics)
-    (run_dir / "results.md").write_text(table + "\n")
+    from eegattn.utils.io import write_text_atomic
+
+    write_text_atomic(run_dir / "results.md", table + "\n")
+    _mark_complete(run_dir)
     if verbose:
         print(table)
         print(f"\nrun folder: {run_dir}  ({', '.join(files + ['config.json', 'weights.pt'])})")
     return ChallengeResult(run_dir=run_dir, metrics=metrics, table=table,
                            extra={"plots": files, "config": json.loads(json.dumps(config))})
+
+
+def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, verbose,
+                  synthetic_options):
+    """(release root, WindowSet): synthetic releases generated when ``root`` is None."""
+    from eegattn.data.cache import load_challenge_windows
+
+    if root is None:
+        root = prepare_synthetic(names, cache_dir=cache_dir, n_subjects=n_subjects, seed=0,
+                                 mini=mini, verbose=verbose > 1, **(synthetic_options or {}))
+    cache = Path(cache_dir) / "windows" if cache_dir else None
+    windows = load_challenge_windows(challenge, releases=names, root=root, mini=mini,
+                                     cache_dir=cache, n_jobs=n_jobs, progress=verbose > 0)
+    return root, windows
+
+
+def _jsonable_args(args: dict) -> dict:
+    out = dict(args)
+    for key in ("root", "runs_dir", "cache_dir"):
+        if out.get(key) is not None:
+            out[key] = str(Path(out[key]).resolve())
+    if isinstance(out.get("releases"), (tuple, list)):
+        out["releases"] = list(out["releases"])
+    if not isinstance(out.get("model"), str):
+        raise ValueError("a run folder needs a model given by name or module:Class")
+    return json.loads(json.dumps(out))
+
+
+def _mark_complete(run_dir: Path) -> None:
+    """The run has finished: drop the resume state and the INCOMPLETE marker (last)."""
+    import shutil
+
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    (run_dir / INCOMPLETE_NAME).unlink(missing_ok=True)
+
+
+def resume_challenge(run_dir, *, device: str | None = None, verbose: int = 1,
+                     n_jobs: int = 1) -> ChallengeResult | None:
+    """Continue the run in ``run_dir`` (a folder :func:`run_challenge` created) from its last
+    checkpoint, with the arguments it was started with. ``device`` may differ."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist; give the folder that "
+                                "'eegattn train' printed")
+    args_path = run_dir / RUN_ARGS_NAME
+    if not args_path.is_file():
+        raise ValueError(f"{run_dir} has no {RUN_ARGS_NAME}: it was not started by 'eegattn "
+                         "train' (or is older than --resume); start a new run instead")
+    if not (run_dir / INCOMPLETE_NAME).exists():
+        raise ValueError(f"{run_dir} has finished already (no {INCOMPLETE_NAME} marker); "
+                         "nothing to resume")
+    try:
+        args = json.loads(args_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{args_path} is damaged ({exc}); start a new run instead") from exc
+    challenge = args.pop("challenge")
+    return run_challenge(challenge, **args, resume=run_dir, device=device or "cpu",
+                         verbose=verbose, n_jobs=n_jobs)

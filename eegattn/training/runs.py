@@ -42,6 +42,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "METRICS_NAME",
     "HISTORY_NAME",
+    "check_run_name",
     "create_run_dir",
     "save_run",
     "load_run",
@@ -61,14 +62,20 @@ _VERSIONED = ("eegattn", "torch", "numpy", "scikit-learn", "braindecode", "mne",
               "skorch", "pandas")
 
 
-def create_run_dir(root: str | os.PathLike, name: str) -> Path:
-    """Create and return a new folder ``<root>/<name>-YYYYmmdd-HHMMSS`` (``-2``, ``-3``, ...
-    appended on collision). Never reuses an existing folder; ``root`` is created if needed."""
+def check_run_name(name) -> str:
+    """A run name is one folder name inside the runs folder: no path separators, no '..'."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(
             f"run name {name!r} must start with a letter or digit and use only letters, "
-            "digits, '.', '_' and '-'"
+            "digits, '.', '_' and '-' (it names one folder inside the runs folder)"
         )
+    return name
+
+
+def create_run_dir(root: str | os.PathLike, name: str) -> Path:
+    """Create and return a new folder ``<root>/<name>-YYYYmmdd-HHMMSS`` (``-2``, ``-3``, ...
+    appended on collision). Never reuses an existing folder; ``root`` is created if needed."""
+    check_run_name(name)
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"run root {root} exists and is not a folder; choose another root")
