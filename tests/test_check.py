@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eegattn.utils.check import (
+    InvalidParameterError,
     check_fraction,
     check_option,
     check_positive_int,
@@ -74,3 +75,12 @@ def test_check_positive_number():
     for bad in (0, -1.0, float("inf"), "1"):
         with pytest.raises(ValueError, match="It must be a positive number of seconds, but got"):
             check_positive_number(bad, "crop", unit="seconds")
+
+
+def test_errors_are_both_value_and_type_errors():
+    """The command line catches ValueError; Python callers may expect TypeError for types."""
+    for call in (lambda: validate_type("3", int, "n"), lambda: check_positive_int("3", "n"),
+                 lambda: check_option("o", "x", ("a",))):
+        with pytest.raises(InvalidParameterError) as info:
+            call()
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)

@@ -9,10 +9,12 @@ the fix::
     to run in this process.
     Invalid type for the 'model_options' parameter. Allowed types are dict, None, but got str.
 
-Value checks raise ``ValueError`` (also for a number of the wrong type: ``epochs="3"`` is a bad
-value on the command line); :func:`validate_type` raises ``TypeError``. Each check returns the
-value it accepted, so ``self.n_jobs = check_positive_int(n_jobs, "n_jobs")`` reads in one line.
-Only the standard library is imported.
+Every check raises :class:`InvalidParameterError`, a subclass of both ``ValueError`` and
+``TypeError`` (as scikit-learn's ``InvalidParameterError``): callers and the command line that
+catch ``ValueError`` report a wrong type as cleanly as a wrong value, and code that expects
+``TypeError`` for a wrong type still gets it. Each check returns the value it accepted, so
+``self.n_jobs = check_positive_int(n_jobs, "n_jobs")`` reads in one line. Only the standard
+library is imported.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ import numbers
 from collections.abc import Iterable
 
 __all__ = [
+    "InvalidParameterError",
     "check_fraction",
     "check_option",
     "check_positive_int",
     "check_positive_number",
     "validate_type",
 ]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has a value or type that is not allowed; the message says which and why."""
 
 
 def _invalid(kind: str, parameter: str, extra: str, expected: str, got: str, fix: str) -> str:
@@ -38,7 +45,7 @@ def _invalid(kind: str, parameter: str, extra: str, expected: str, got: str, fix
 
 def check_option(parameter: str, value, allowed_values: Iterable, *, extra: str = "",
                  fix: str = ""):
-    """Return ``value`` if it is one of ``allowed_values``, else raise ``ValueError``.
+    """Return ``value`` if it is one of ``allowed_values``, else raise an error.
 
     Args:
         parameter: the parameter's name as the caller knows it (``"model"``, ``"--device"``).
@@ -54,7 +61,7 @@ def check_option(parameter: str, value, allowed_values: Iterable, *, extra: str 
         expected = f"The only allowed value is {allowed[0]!r}"
     else:
         expected = "Allowed values are " + ", ".join(repr(v) for v in allowed)
-    raise ValueError(_invalid("value", parameter, extra, expected, repr(value), fix))
+    raise InvalidParameterError(_invalid("value", parameter, extra, expected, repr(value), fix))
 
 
 def _type_name(t) -> str:
@@ -62,7 +69,7 @@ def _type_name(t) -> str:
 
 
 def validate_type(item, types, item_name: str, *, extra: str = "", fix: str = ""):
-    """Return ``item`` if it is an instance of ``types``, else raise ``TypeError``.
+    """Return ``item`` if it is an instance of ``types``, else raise an error.
 
     Args:
         item: the value given.
@@ -77,9 +84,10 @@ def validate_type(item, types, item_name: str, *, extra: str = "", fix: str = ""
     is_bool_as_int = isinstance(item, bool) and bool not in classes and int in classes
     if isinstance(item, classes) and not is_bool_as_int:
         return item
-    expected = ("Allowed types are " if len(listed) > 1 else "The only allowed type is ") + \
-        ", ".join(_type_name(t) for t in listed)
-    raise TypeError(_invalid("type", item_name, extra, expected, type(item).__name__, fix))
+    names = ", ".join(_type_name(t) for t in listed)
+    expected = ("Allowed types are " if len(listed) > 1 else "The only allowed type is ") + names
+    got = type(item).__name__
+    raise InvalidParameterError(_invalid("type", item_name, extra, expected, got, fix))
 
 
 def _is_int(value) -> bool:
@@ -90,7 +98,7 @@ def check_positive_int(value, parameter: str, *, minimum: int = 1, allow_none: b
                        extra: str = "", fix: str = ""):
     """Return ``value`` if it is an integer ``>= minimum`` (or ``None`` when allowed).
 
-    ``bool`` is refused (``True`` is not a count). Raises ``ValueError`` otherwise.
+    ``bool`` is refused (``True`` is not a count).
     """
     if value is None and allow_none:
         return value
@@ -104,7 +112,7 @@ def check_positive_int(value, parameter: str, *, minimum: int = 1, allow_none: b
         expected = f"It must be an integer >= {minimum}"
     if allow_none:
         expected += " or None"
-    raise ValueError(_invalid("value", parameter, extra, expected, repr(value), fix))
+    raise InvalidParameterError(_invalid("value", parameter, extra, expected, repr(value), fix))
 
 
 def _is_real(value) -> bool:
@@ -117,7 +125,7 @@ def check_fraction(value, parameter: str, *, low: float = 0.0, high: float = 1.0
     """Return ``value`` if it is a number in the interval from ``low`` to ``high``.
 
     The interval is open by default, ``(0, 1)``; ``low_inclusive`` / ``high_inclusive`` close
-    either end (``[0, 1)`` for a dropout probability). Raises ``ValueError`` otherwise.
+    either end (``[0, 1)`` for a dropout probability).
     """
     if value is None and allow_none:
         return value
@@ -128,7 +136,7 @@ def check_fraction(value, parameter: str, *, low: float = 0.0, high: float = 1.0
             return value
     interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
     expected = f"It must be a number in {interval}" + (" or None" if allow_none else "")
-    raise ValueError(_invalid("value", parameter, extra, expected, repr(value), fix))
+    raise InvalidParameterError(_invalid("value", parameter, extra, expected, repr(value), fix))
 
 
 def check_positive_number(value, parameter: str, *, unit: str = "", allow_none: bool = False,
@@ -140,4 +148,4 @@ def check_positive_number(value, parameter: str, *, unit: str = "", allow_none: 
         return value
     expected = "It must be a positive number" + (f" of {unit}" if unit else "")
     expected += " or None" if allow_none else ""
-    raise ValueError(_invalid("value", parameter, extra, expected, repr(value), fix))
+    raise InvalidParameterError(_invalid("value", parameter, extra, expected, repr(value), fix))
