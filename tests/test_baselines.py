@@ -373,7 +373,7 @@ def test_cli_vision_tiny_writes_a_new_run_folder(tmp_path, capsys):
     assert _cli(*argv, "--run-dir", str(run_dir)) == 0
     table = (run_dir / "table.md").read_text()
     assert "| Baseline CNN |" in table and "| ViT standard |" in table
-    assert "Seed 000's comparison" in table
+    assert "Inattention NotaBene's comparison" in table
     results = json.loads((run_dir / "results.json").read_text())
     assert set(results["models"]) == {"cnn", "inattention-seed", "vit-standard"}
     assert results["data"]["sizes"]["train"] == 64

@@ -1,6 +1,6 @@
 """Cross-domain baselines: the attention mechanisms on images and text before EEG.
 
-- :mod:`eegattn.baselines.vision` - seed 000's baseline / Inattention CNN and a ViT per
+- :mod:`eegattn.baselines.vision` - Inattention NotaBene's baseline / Inattention CNN and a ViT per
   attention mechanism on scikit-learn's 8x8 digits (embedded) or a local CIFAR-10 folder.
 - :mod:`eegattn.baselines.language` - a causal transformer LM per mechanism on synthetic
   associative recall and selective copying, and byte-level perplexity on a text corpus.

@@ -12,7 +12,7 @@ Tasks (nothing is downloaded):
   the data symbols in order. The model must predict each data symbol from the separator on.
 - ``text`` - byte-level language modelling (vocabulary 256, no tokenizer to download) on a
   local corpus (``--corpus DIR``, e.g. WikiText-103's ``wiki.train.tokens`` /
-  ``wiki.valid.tokens`` / ``wiki.test.tokens`` as in seed 001) or, by default, on the English
+  ``wiki.valid.tokens`` / ``wiki.test.tokens`` as DiGiugno & Mahmood) or, by default, on the English
   dataset descriptions that ship with scikit-learn (``sklearn/datasets/descr/*.rst``, ~43 kB:
   a small embedded corpus, enough to compare mechanisms, not to train a good LM).
 
@@ -320,11 +320,13 @@ def load_text_corpus(
 
 def parse_mechanism(spec: str) -> tuple[str, bool]:
     """``"neural"`` -> (``neural``, False); ``"neural:first"`` -> (``neural``, True): the
-    mechanism in the first layer only, standard attention elsewhere (seed 001's placement)."""
+    mechanism in the first layer only, standard attention elsewhere (DiGiugno & Mahmood's
+    placement)."""
     name, _, where = spec.partition(":")
     if where not in ("", "first"):
         raise ValueError(
-            f"mechanism {spec!r}: write NAME or NAME:first (first layer only, seed 001)"
+            f"mechanism {spec!r}: write NAME or NAME:first (first layer only, as DiGiugno & "
+            "Mahmood)"
         )
     from eegattn.attention import available_attention
 

@@ -8,8 +8,8 @@ canvas (no pyplot state, no display needed).
 
 - :func:`plot_learning_curves` - metrics per epoch / step (the estimator's ``history_``).
 - :func:`plot_attention_maps` - attention weights per head, (h, n, m).
-- :func:`plot_inattention` - seed 000's figures: keep probabilities and learned stack weights
-  (alphas) of every inattention layer.
+- :func:`plot_inattention` - Inattention NotaBene's figures: keep probabilities and learned
+  stack weights (alphas) of every inattention layer.
 - :func:`plot_channel_topomap` - one weight per GSN-HydroCel-129 channel on the scalp (MNE's
   standard montage ``"GSN-HydroCel-129"``: E1..E128 + Cz).
 - :func:`plot_temporal_gate` - a temporal gate over the window, in seconds.
@@ -258,8 +258,8 @@ def _inattention_layers(module) -> list:
 
 
 def plot_inattention(module, path, *, title: str | None = None, force: bool = False) -> Path:
-    """Seed 000's figures for every :class:`~eegattn.attention.InattentionDropout` in ``module``
-    (the layer itself, a ``StackedInattentionDropout`` or a whole network).
+    """Inattention NotaBene's figures for every :class:`~eegattn.attention.InattentionDropout`
+    in ``module`` (the layer itself, a ``StackedInattentionDropout`` or a whole network).
 
     One row per layer: the learned stack weights ``alphas`` (softmax of alpha) as bars, then
     one panel per stack with its keep probabilities from the last forward pass

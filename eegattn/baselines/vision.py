@@ -1,4 +1,4 @@
-"""Vision baseline: seed 000's baseline vs Inattention CNN, and a ViT per attention mechanism.
+"""Vision baseline: Inattention NotaBene's baseline vs Inattention CNN, and a ViT per mechanism.
 
 Data (nothing is downloaded):
 
@@ -8,14 +8,14 @@ Data (nothing is downloaded):
 - ``cifar10``: a local CIFAR-10 folder in its standard python-pickle format
   (``data_batch_1`` .. ``data_batch_5``, ``test_batch``, optionally inside
   ``cifar-10-batches-py/``). The validation split is taken from the training batches; the
-  test split is ``test_batch``. Training uses seed 000's augmentation (random 32x32 crop of the
-  4-pixel zero-padded image, horizontal flip).
+  test split is ``test_batch``. Training uses Inattention NotaBene's augmentation (random 32x32
+  crop of the 4-pixel zero-padded image, horizontal flip).
 
-Protocol: every model is trained with Adam (lr 1e-3, seed 000's optimiser) for a fixed number
+Protocol: every model is trained with Adam (lr 1e-3, the original's optimiser) for a fixed number
 of epochs per seed. Each epoch records the training loss / accuracy measured during the epoch
-in training mode (as seed 000 does) and validation and test loss / accuracy in evaluation
+in training mode (as the original does) and validation and test loss / accuracy in evaluation
 mode. "Best" is the epoch with the highest **validation** accuracy (first one on ties); the
-table reports the test accuracy at that epoch. Seed 000 picked its best epoch on the test
+table reports the test accuracy at that epoch. The original picked its best epoch on the test
 set, which overstates the result. Time per epoch counts training only (no evaluation).
 """
 
@@ -60,10 +60,10 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "cifar10")
-#: seed 000's two CNNs; the inattention CNN in the seed's own mode and the library's fixed one
+#: Inattention NotaBene's two CNNs; the inattention CNN in its own mode and the library's fixed one
 CNN_MODELS = {
     "cnn": ("Baseline CNN", {}),
-    "inattention-seed": ("Inattention CNN (seed)", {"inattention_mode": "seed"}),
+    "inattention-seed": ("Inattention CNN (faithful)", {"inattention_mode": "faithful"}),
     "inattention-relaxed": ("Inattention CNN (relaxed)", {"inattention_mode": "relaxed"}),
 }
 #: ViT mechanisms run by default (``selective`` equals ``standard`` without a causal mask)
@@ -82,7 +82,7 @@ class ImageSplits:
     """Train / validation / test images, normalised with the training split's channel stats.
 
     ``x_*`` float32 (n, channels, height, width); ``y_*`` int64 (n,); ``augment`` asks for
-    seed 000's random crop + flip during training (CIFAR-10 only).
+    Inattention NotaBene's random crop + flip during training (CIFAR-10 only).
     """
 
     name: str
@@ -261,7 +261,7 @@ def load_cifar10_splits(
 
 
 def _augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Seed 000's CIFAR augmentation: random crop of the 4-pixel zero-padded image, flip."""
+    """Inattention NotaBene's CIFAR augmentation: random crop of the 4-pixel padded image, flip."""
     b, _, h, w = x.shape
     padded = nn.functional.pad(x, (4, 4, 4, 4))
     dy = torch.randint(0, 9, (b,), generator=generator)
@@ -346,7 +346,7 @@ def train_classifier(
 
 
 def summarize_history(history: Sequence[dict]) -> dict:
-    """Seed 000's table entries from one run, "best" chosen on validation accuracy."""
+    """Inattention NotaBene's table entries from one run, "best" chosen on validation accuracy."""
     if not history:
         raise ValueError("history is empty; train at least one epoch")
     valid = [r["valid_acc"] for r in history]
@@ -471,7 +471,7 @@ def _seconds(stat: dict) -> str:
 
 
 def format_table(results: dict) -> str:
-    """Markdown: one row per model, then seed 000's baseline-vs-inattention comparison."""
+    """Markdown: one row per model, then Inattention NotaBene's baseline-vs-inattention table."""
     config = results["config"]
     data = results["data"]
     lines = [
@@ -483,7 +483,7 @@ def format_table(results: dict) -> str:
         f"(mean ± sample std over seeds), {results['environment']['threads']} thread(s) on "
         f"{results['environment']['device']}.",
         "\"Best\" = the epoch with the highest validation accuracy (never chosen on test); "
-        "train accuracy is measured during the epoch in training mode (as in seed 000); time "
+        "train accuracy is measured during the epoch in training mode (as in the original); time "
         "per epoch counts training only.",
         "",
         "| Model | Params | Final train acc (%) | Final test acc (%) | Best epoch (valid) "
@@ -505,7 +505,7 @@ def format_table(results: dict) -> str:
         base = models["cnn"]["aggregate"]
         header = "| Metric | Baseline CNN |" + "".join(
             f" {models[k]['label']} | Difference |" for k in others)
-        lines += ["", "Seed 000's comparison (means over seeds):", "", header,
+        lines += ["", "Inattention NotaBene's comparison (means over seeds):", "", header,
                   "|---|---:|" + "---:|---:|" * len(others)]
         rows = (("Final Train Accuracy", "final_train_acc"),
                 ("Final Test Accuracy", "final_test_acc"),

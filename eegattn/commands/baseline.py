@@ -2,11 +2,11 @@
 
 Examples::
 
-    eegattn baseline vision                       # seed 000's CNNs + ViTs on 8x8 digits
+    eegattn baseline vision                       # Inattention NotaBene's CNNs + ViTs, 8x8 digits
     eegattn baseline vision --cifar ~/data/cifar-10-batches-py --epochs 20
     eegattn baseline language                     # recall, selective copy, byte-level text
     eegattn baseline language --corpus ~/data/wikitext-103 --tasks text
-    eegattn baseline language --mechanisms standard neural:first   # seed 001's placement
+    eegattn baseline language --mechanisms standard neural:first   # DiGiugno & Mahmood's placement
 
 Each run writes ``table.md``, ``results.json`` and PNG plots into a new folder
 ``<out>/baseline-<kind>-YYYYmmdd-HHMMSS`` (or ``--run-dir``, which must not exist yet).
@@ -43,8 +43,9 @@ def add_arguments(parser):
     sub.required = True
 
     vision = sub.add_parser(
-        "vision", help="seed 000's baseline vs Inattention CNN and a ViT per mechanism",
-        description="Seed 000's baseline CNN vs Inattention CNN (seed and relaxed modes) and a "
+        "vision", help="Inattention NotaBene's baseline vs Inattention CNN, a ViT per mechanism",
+        description="Inattention NotaBene's baseline CNN vs Inattention CNN (faithful and relaxed "
+        "modes) and a "
         "small ViT per attention mechanism, on scikit-learn's 8x8 digits (default) or a local "
         "CIFAR-10 folder (--cifar). 'Best' is chosen on a validation split, never on test.",
     )
@@ -73,7 +74,8 @@ def add_arguments(parser):
     )
     language.add_argument("--mechanisms", nargs="+", default=None, metavar="NAME",
                           help="causal mechanisms; NAME:first puts NAME in the first block "
-                          "only (seed 001). Default: standard neural selective linear local")
+                          "only (as DiGiugno & Mahmood). Default: standard neural selective "
+                          "linear local")
     language.add_argument("--first-layer-only", action="store_true",
                           help="every non-standard mechanism in the first block only")
     language.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
