@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-CHALLENGE_TARGET = {1: "response time (s)", 2: "externalizing"}
 # Challenge 2's windows are 4 s; models see 2 s crops (random in training, seeded at test).
-C2_CROP_N_TIMES = 200
+from eegattn.challenge import C2_CROP_N_TIMES
+
+CHALLENGE_TARGET = {1: "response time (s)", 2: "externalizing"}
 
 
 @dataclass
