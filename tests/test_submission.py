@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from eegattn.attention import available_attention
+from eegattn.challenge import crop_starts
 from eegattn.models import build_model
 from eegattn.submission import package_submission, validate_submission
 from eegattn.submission.package import (
@@ -31,7 +32,7 @@ from eegattn.submission.package import (
     export_model,
     write_submission_zip,
 )
-from eegattn.submission.validate import crop_starts, nrmse
+from eegattn.training.metrics import nrmse
 from eegattn.training.runs import create_run_dir, save_run
 
 FAST = {"batch_sizes": (1, 4), "timing_batch": None}  # validation batches for tests

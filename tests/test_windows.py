@@ -225,9 +225,9 @@ def test_window_spec_defaults_and_errors():
         WindowSpec(3)
     with pytest.raises(ValueError, match="challenge 2 only"):
         WindowSpec(1, stride_s=1.0)
-    with pytest.raises(ValueError, match="challenge-1 target"):
+    with pytest.raises(ValueError, match="'target' parameter for challenge 1"):
         WindowSpec(1, target="externalizing")
-    with pytest.raises(ValueError, match="positive duration"):
+    with pytest.raises(ValueError, match="positive number of seconds"):
         WindowSpec(2, window_s=0.0)
 
 

@@ -27,19 +27,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eegattn.challenge import (
+    C1_SHIFT_AFTER_STIMULUS_S,
+    C1_WINDOW_S,
+    C2_STRIDE_S,
+    C2_WINDOW_S,
+    CCD_TASK,
+    EXCLUDED_SUBJECTS,
+    RELEASES,
+    SFREQ,
+    TASKS,
+    check_challenge,
+    default_cache_dir,
+    normalize_release,
+    release_folder_name,
+)
 from eegattn.data.montage import HBN_CHANNELS
 
-EXCLUDED_SUBJECTS: tuple[str, ...] = (
-    "NDARWV769JM7", "NDARME789TD2", "NDARUA442ZVF", "NDARJP304NK1", "NDARTY128YLU",
-    "NDARDW550GU6", "NDARLD243KRE", "NDARUJ292JXV", "NDARBA381JGH",
-)  # fmt: skip
-RELEASES: tuple[str, ...] = tuple(f"R{i}" for i in range(1, 12))  # R12 was never released
-TASKS: tuple[str, ...] = (
-    "RestingState", "DespicableMe", "DiaryOfAWimpyKid", "FunwithFractals", "ThePresent",
-    "contrastChangeDetection", "seqLearning6target", "seqLearning8target", "surroundSupp",
-    "symbolSearch",
-)  # fmt: skip
-CCD_TASK = "contrastChangeDetection"
 N_CHANNELS = len(HBN_CHANNELS)  # 129
 _ANNOTATION_SIGNALS = ("EDF Annotations", "BDF Annotations")
 _EEG_NAME = re.compile(
@@ -104,26 +108,9 @@ class Skipped:
 # ---------------------------------------------------------------------------------------------
 # Names and folders
 # ---------------------------------------------------------------------------------------------
-def normalize_release(release) -> str:
-    """``"R5"``, ``"r5"``, ``5`` or ``"5"`` -> ``"R5"``; ValueError for anything else."""
-    text = str(release).strip().upper()
-    if not text.startswith("R"):
-        text = "R" + text
-    if text not in RELEASES:
-        raise ValueError(f"unknown HBN release {release!r}: use one of {list(RELEASES)}")
-    return text
-
-
-def release_folder_name(release, mini: bool = False) -> str:
-    """``EEG2025r5`` / ``EEG2025r5mini`` (the folder names eegdash uses)."""
-    return f"EEG2025r{normalize_release(release)[1:]}{'mini' if mini else ''}"
-
-
 def default_data_root() -> Path:
     """Where releases are looked for when no root is given: the project's cache folder
     (environment variable ``EEGATTN_CACHE``; ``eegattn synth`` writes there too)."""
-    from eegattn.data.synthetic import default_cache_dir
-
     return Path(default_cache_dir())
 
 
@@ -664,13 +651,14 @@ def starter_kit_windows(
         keep_only_recordings_with,
     )
 
+    check_challenge(challenge)
     release = normalize_release(release)
     find_release_dir(root, release, mini)
     fields = ["subject", "session", "run", "task", target] if challenge == 2 else None
     kwargs = {"description_fields": fields} if fields else {}
     dataset = EEGChallengeDataset(release=release, cache_dir=str(root), mini=mini,
                                   download=False, task=task, **kwargs)
-    sfreq = 100
+    sfreq = int(SFREQ)
     if challenge == 1:
         dataset = BaseConcatDataset([
             ds for ds in dataset.datasets
@@ -685,23 +673,23 @@ def starter_kit_windows(
         dataset = keep_only_recordings_with("stimulus_anchor", dataset)
         windows = create_windows_from_events(
             dataset, mapping={"stimulus_anchor": 0},
-            trial_start_offset_samples=int(0.5 * sfreq),
-            trial_stop_offset_samples=int((0.5 + 2.0) * sfreq),
-            window_size_samples=int(2.0 * sfreq), window_stride_samples=sfreq, preload=True,
+            trial_start_offset_samples=int(C1_SHIFT_AFTER_STIMULUS_S * sfreq),
+            trial_stop_offset_samples=int((C1_SHIFT_AFTER_STIMULUS_S + C1_WINDOW_S) * sfreq),
+            window_size_samples=int(C1_WINDOW_S * sfreq), window_stride_samples=sfreq,
+            preload=True,
         )  # fmt: skip
         return add_extras_columns(windows, dataset, desc="stimulus_anchor", keys=(
             "target", "rt_from_stimulus", "rt_from_trialstart", "stimulus_onset",
             "response_onset", "correct", "response_type"))  # fmt: skip
-    if challenge != 2:
-        raise ValueError(f"challenge must be 1 or 2, got {challenge!r}")
     dataset = BaseConcatDataset([
         ds for ds in dataset.datasets
         if ds.description["subject"] not in EXCLUDED_SUBJECTS
-        and ds.raw.n_times >= 4 * sfreq and len(ds.raw.ch_names) == N_CHANNELS
+        and ds.raw.n_times >= C2_WINDOW_S * sfreq and len(ds.raw.ch_names) == N_CHANNELS
         and not math.isnan(float(ds.description[target]))
     ])  # fmt: skip
-    return create_fixed_length_windows(dataset, window_size_samples=4 * sfreq,
-                                       window_stride_samples=2 * sfreq, drop_last_window=True)
+    return create_fixed_length_windows(dataset, window_size_samples=int(C2_WINDOW_S * sfreq),
+                                       window_stride_samples=int(C2_STRIDE_S * sfreq),
+                                       drop_last_window=True)
 
 
 def iter_starter_kit_windows(windows, challenge: int, target: str = "externalizing"):

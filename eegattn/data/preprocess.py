@@ -42,9 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from eegattn.challenge import SFREQ
 from eegattn.data.montage import HBN_CHANNELS
 
-TARGET_SFREQ = 100.0
+TARGET_SFREQ = SFREQ  # the challenge releases' rate
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,19 @@ from pathlib import Path
 
 import numpy as np
 
+from eegattn.challenge import (
+    CCD_TASK,
+    EXCLUDED_SUBJECTS,
+    FACTOR_COLUMNS,
+    HBN_TASK_COLUMNS,
+    MINI_SIZE,
+    R5_MINI_SUBJECTS,
+    RELEASES,
+    REST_TASK,
+    check_challenge,
+    default_cache_dir,
+    release_folder_name,
+)
 from eegattn.data.montage import (
     EYE_CHANNELS,
     HBN_CHANNELS,
@@ -101,43 +114,8 @@ from eegattn.data.montage import (
 # ----------------------------------------------------------------------------------------------
 # Facts about the challenge data
 # ----------------------------------------------------------------------------------------------
-RELEASES: tuple[str, ...] = tuple(f"R{i}" for i in range(1, 12))
-CCD_TASK = "contrastChangeDetection"
-REST_TASK = "RestingState"
+# Releases, tasks, subjects and participants.tsv columns: eegattn.challenge.
 SUPPORTED_TASKS: tuple[str, ...] = (CCD_TASK, REST_TASK)
-
-# HBN's participants.tsv availability columns, in order.
-HBN_TASK_COLUMNS: tuple[str, ...] = (
-    "RestingState",
-    "DespicableMe",
-    "FunwithFractals",
-    "ThePresent",
-    "DiaryOfAWimpyKid",
-    "contrastChangeDetection_1",
-    "contrastChangeDetection_2",
-    "contrastChangeDetection_3",
-    "surroundSupp_1",
-    "surroundSupp_2",
-    "seqLearning6target",
-    "seqLearning8target",
-    "symbolSearch",
-)
-FACTOR_COLUMNS: tuple[str, ...] = ("p_factor", "attention", "internalizing", "externalizing")
-
-# Subjects excluded from challenge 1 by the starter kit.
-EXCLUDED_SUBJECTS: tuple[str, ...] = (
-    "NDARWV769JM7", "NDARME789TD2", "NDARUA442ZVF", "NDARJP304NK1", "NDARTY128YLU", "NDARDW550GU6",
-    "NDARLD243KRE", "NDARUJ292JXV", "NDARBA381JGH",
-)
-
-# The 20 subjects of the R5 mini release (eegdash 0.9.1, const.SUBJECT_MINI_RELEASE_MAP).
-R5_MINI_SUBJECTS: tuple[str, ...] = (
-    "NDARAH793FBF", "NDARAJ689BVN", "NDARAP785CTE", "NDARAU708TL8", "NDARBE091BGD", "NDARBE103DHM",
-    "NDARBF851NH6", "NDARBH228RDW", "NDARBJ674TVU", "NDARBM433VER", "NDARCA740UC8", "NDARCU633GCZ",
-    "NDARCU736GZ1", "NDARCU744XWL", "NDARDC843HHM", "NDARDH086ZKK", "NDARDL305BT8", "NDARDU853XZ6",
-    "NDARDV245WJG", "NDAREC480KFA",
-)
-MINI_SIZE = 20
 DEFAULT_N_SUBJECTS = 24
 
 MARKER_NAME = ".eegattn_synthetic.json"
@@ -200,18 +178,6 @@ _TRIAL_P = {"no_stimulus": 0.02, "no_response": 0.04, "wrong": 0.08, "double": 0
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------
-def default_cache_dir() -> Path:
-    """Where releases and caches go: ``$EEGATTN_CACHE`` if set, else ``./cache`` (git-ignored)."""
-    env = os.environ.get("EEGATTN_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.cwd() / "cache"
-
-
-def release_folder_name(release: str = "R5", mini: bool = False) -> str:
-    """``EEG2025r5`` / ``EEG2025r5mini``: the folder eegdash looks for under its cache_dir."""
-    release = _check_release(release)
-    return f"EEG2025r{release[1:]}" + ("mini" if mini else "")
-
-
 def _check_release(release) -> str:
     if not isinstance(release, str) or release not in RELEASES:
         raise ValueError(
@@ -1255,8 +1221,7 @@ def oracle_predict(
       E[externalizing | planted feature] under the generating model (NaN for unknown subjects).
     """
     truth = load_truth(release_dir)
-    if challenge not in (1, 2):
-        raise ValueError(f"challenge must be 1 or 2, got {challenge!r}")
+    check_challenge(challenge)
     if challenge == 1:
         c1 = truth["challenge1"]
         intercept, slope = c1["truth_calibration"]

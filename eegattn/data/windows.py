@@ -28,6 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eegattn.challenge import (  # the starter kit's window geometry, in seconds
+    C1_SHIFT_AFTER_STIMULUS_S,
+    C1_WINDOW_S,
+    C2_STRIDE_S,
+    C2_WINDOW_S,
+    check_challenge,
+)
+from eegattn.utils.check import check_option, check_positive_number
+
 # events.tsv ``value`` strings of the CCD task (HBN).
 TRIAL_START = "contrastTrial_start"
 STIMULI = ("left_target", "right_target")
@@ -36,12 +45,6 @@ END_EXPERIMENT = "end_experiment"
 FEEDBACK_CORRECT = "smiley_face"
 FEEDBACK_WRONG = "sad_face"
 EVENTS_REQUIRED_COLUMNS = ("onset", "value")
-
-# Starter-kit window geometry, in seconds.
-C1_SHIFT_AFTER_STIMULUS_S = 0.5
-C1_WINDOW_S = 2.0
-C2_WINDOW_S = 4.0
-C2_STRIDE_S = 2.0
 
 # Bump when the windows produced for the same inputs change (part of every cache key).
 WINDOWS_CODE_VERSION = "windows-1"
@@ -440,8 +443,7 @@ class WindowSpec:
     target: str | None = None
 
     def __post_init__(self):
-        if self.challenge not in (1, 2):
-            raise ValueError(f"challenge must be 1 or 2, got {self.challenge!r}")
+        check_challenge(self.challenge)
         one = self.challenge == 1
         defaults = {
             "window_s": C1_WINDOW_S if one else C2_WINDOW_S,
@@ -456,13 +458,11 @@ class WindowSpec:
             raise ValueError("stride_s applies to challenge 2 only (one window per trial)")
         if not one and self.shift_after_stimulus_s is not None:
             raise ValueError("shift_after_stimulus_s applies to challenge 1 only")
-        if one and self.target not in C1_TARGETS:
-            raise ValueError(f"challenge-1 target must be one of {C1_TARGETS}, got "
-                             f"{self.target!r}")
+        if one:
+            check_option("target", self.target, C1_TARGETS, extra="for challenge 1",
+                         fix="Challenge 2 reads its target from participants.tsv.")
         for name in ("window_s", "stride_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be a positive duration in seconds, got {value!r}")
+            check_positive_number(getattr(self, name), name, unit="seconds", allow_none=True)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in

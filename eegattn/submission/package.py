@@ -46,11 +46,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from eegattn.challenge import N_CHANS, N_TIMES, SFREQ
 from eegattn.utils.io import atomic_path
 
-CHALLENGE_N_CHANS = 129
-CHALLENGE_N_TIMES = 200
-CHALLENGE_SFREQ = 100.0
+# the model input the server sends (eegattn.challenge; templates/ keeps its own copy)
+CHALLENGE_N_CHANS = N_CHANS
+CHALLENGE_N_TIMES = N_TIMES
+CHALLENGE_SFREQ = SFREQ
 CHALLENGE_N_OUTPUTS = 1
 WEIGHT_FILES = {1: "weights_challenge_1.pt", 2: "weights_challenge_2.pt"}
 SUBMISSION_FILE = "submission.py"

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from eegattn.challenge import CHALLENGE_WEIGHTS, crop_starts, parse_release_folder
 from eegattn.submission.package import (
     CHALLENGE_N_CHANS,
     CHALLENGE_N_TIMES,
@@ -52,7 +53,6 @@ DEFAULT_BATCH_SIZES = (1, 4, 128)
 TIMING_BATCH = 128
 #: the local scorer predicts challenge-2 windows one at a time, in order
 SCORE_BATCH = {1: 128, 2: 1}
-CHALLENGE_WEIGHTS = {1: 0.3, 2: 0.7}
 PYTHON_ENV_VAR = "EEGATTN_SUBMISSION_PYTHON"
 ALLOWED_IMPORTS = {"torch", "numpy"}
 SERVER_LACKS = {"eegattn", "braindecode"}
@@ -421,29 +421,6 @@ def _check_source(source: bytes, folder_names: set[str], report: ValidationRepor
 # scoring data
 
 
-def nrmse(y_true, y_pred) -> float:
-    """Official metric: RMSE / std(y_true) with the population std (ddof=0)."""
-    import numpy as np
-
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{y_true.size} targets but {y_pred.size} predictions")
-    spread = float(np.std(y_true))
-    if not np.isfinite(spread) or spread == 0.0:
-        raise ValueError("the targets are constant (std 0): NRMSE is undefined")
-    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)) / spread)
-
-
-def crop_starts(n_windows: int, n_times: int, crop: int = CHALLENGE_N_TIMES, seed: int = 0):
-    """Seeded start sample of a ``crop``-sample crop in each of ``n_windows`` windows."""
-    import numpy as np
-
-    if n_times < crop:
-        raise ValueError(f"windows of {n_times} samples are shorter than the {crop}-sample crop")
-    return np.random.default_rng(seed).integers(0, n_times - crop + 1, size=n_windows)
-
-
 def _release_windows(release_root: Path, challenge: int):
     """Windows of one release folder (``.../EEG2025r5`` or ``...mini``) via ``eegattn.data``."""
     from eegattn.data.cache import load_challenge_windows
@@ -451,18 +428,17 @@ def _release_windows(release_root: Path, challenge: int):
     release_root = Path(release_root)
     if not release_root.is_dir():
         raise FileNotFoundError(f"release folder {release_root} does not exist")
-    pattern = re.compile(r"^EEG2025r(\d+)(mini)?$")
-    match = pattern.match(release_root.name)
-    if match is None:
-        children = sorted(p for p in release_root.iterdir() if pattern.match(p.name))
+    parsed = parse_release_folder(release_root.name)
+    if parsed is None:
+        children = sorted(p for p in release_root.iterdir() if parse_release_folder(p.name))
         if len(children) != 1:
             raise ValueError(
                 f"{release_root} is not a release folder (EEG2025r<N> or EEG2025r<N>mini) and "
                 f"holds {len(children)} of them; pass one release folder to --release"
             )
         release_root = children[0]
-        match = pattern.match(release_root.name)
-    release, mini = f"R{match.group(1)}", bool(match.group(2))
+        parsed = parse_release_folder(release_root.name)
+    release, mini = parsed
     return load_challenge_windows(
         challenge, releases=(release,), root=release_root.parent, mini=mini, progress=False
     ), f"{release}{' mini' if mini else ''}"
@@ -690,6 +666,8 @@ def validate_submission(
 
 def _score(score_specs: dict, report: ValidationReport, release_label: str | None) -> None:
     import numpy as np
+
+    from eegattn.training.metrics import nrmse
 
     for k, spec in sorted(score_specs.items()):
         pred_path = Path(spec["pred_path"])

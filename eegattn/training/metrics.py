@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import make_scorer
 
+from eegattn.challenge import CHALLENGE_WEIGHTS
+
 __all__ = [
     "nrmse",
     "overall_score",
@@ -18,9 +20,6 @@ __all__ = [
     "mean_predictor_nrmse",
     "CHALLENGE_WEIGHTS",
 ]
-
-#: weights of challenge 1 and challenge 2 in the overall score
-CHALLENGE_WEIGHTS = (0.3, 0.7)
 
 
 def _as_vector(name: str, values) -> np.ndarray:
@@ -87,7 +86,7 @@ def overall_score(c1: float, c2: float) -> float:
         if not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite, non-negative NRMSE, got {value!r}")
         values.append(v)
-    return CHALLENGE_WEIGHTS[0] * values[0] + CHALLENGE_WEIGHTS[1] * values[1]
+    return CHALLENGE_WEIGHTS[1] * values[0] + CHALLENGE_WEIGHTS[2] * values[1]
 
 
 def mean_predictor_nrmse(y_true, y_train=None) -> float:
