@@ -101,7 +101,7 @@ def run(args):
     except TrainingInterrupted as stop:
         import sys
 
-        run_dir = args.resume or "the run folder printed above"
+        run_dir = getattr(stop, "run_dir", None) or args.resume
         saved = "checkpoint written; " if stop.checkpointed else ""
         print(f"eegattn train: stopped at epoch {stop.epoch + 1}, step {stop.step}; {saved}"
               f"continue with: eegattn train --resume {run_dir}", file=sys.stderr)

@@ -360,7 +360,7 @@ def run_challenge(
                                                           "n_jobs")}
     from eegattn.training.distributed import init_distributed
     from eegattn.training.estimator import EEGAttentionRegressor, resolve_device
-    from eegattn.training.loop import stop_on_signals
+    from eegattn.training.loop import TrainingInterrupted, stop_on_signals
     from eegattn.training.runs import create_run_dir, save_run
 
     estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
@@ -387,6 +387,8 @@ def run_challenge(
                                   f"--resume {run_dir}\n")
                 write_json_atomic(run_dir / RUN_ARGS_NAME, _jsonable_args(args))
         run_dir = Path(dist.broadcast_object(None if run_dir is None else str(run_dir)))
+        if verbose and dist.is_main:
+            print(f"run folder: {run_dir}" + (" (resumed)" if resume else ""), flush=True)
         synthetic = root is None
         if dist.is_main:  # rank 0 writes releases and caches; the others then read them
             root_used = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
@@ -407,8 +409,12 @@ def run_challenge(
             verbose=verbose if dist.is_main else 0,
             checkpoint_dir=str(run_dir / CHECKPOINT_DIR), **estimator_params,
         )
-        with stop_on_signals():
-            est.fit(train_ws, resume=bool(resume))
+        try:
+            with stop_on_signals():
+                est.fit(train_ws, resume=bool(resume))
+        except TrainingInterrupted as stop:
+            stop.run_dir = run_dir  # the CLI names it in the resume hint
+            raise
         if not dist.is_main:
             return None
         y_pred = est.predict(test_ws)
