@@ -54,7 +54,8 @@ def _train_args(root, cache, runs, name):
     return ["--challenge", "1", "--model", "ddp_test_model:NoNormNet", "--epochs", "3",
             "--batch-size", "16", "--lr", "5e-3", "--subjects", "10", "--test-fraction",
             "0.3", "--seed", "3", "--patience", "2", "--start-from-epoch", "0",
-            "--root", str(root), "--cache-dir", str(cache), "--runs-dir", str(runs), "--run-name", name, "--quiet"]
+            "--root", str(root), "--cache-dir", str(cache), "--runs-dir", str(runs),
+            "--run-name", name, "--quiet"]
 
 
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
