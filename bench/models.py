@@ -23,8 +23,8 @@ against braindecode's EEGNeX, on CPU.
    --skip-speed`` for a more telling comparison), batch (32), learning rate (1e-3, AdamW,
    cosine) and seed for every model, no early stopping -> official
    NRMSE on the held-out subjects, next to the training-mean predictor and the synthetic
-   oracle (the best prediction from the planted signal). If the estimator fails on a model,
-   that model is retrained with a plain AdamW loop and the table says so.
+   oracle (the best prediction from the planted signal). Every model trains through the
+   estimator, the project's one training loop (``eegattn.training.loop``).
 
 The reference of the speed columns is braindecode's ``EEGNeX`` itself, as braindecode ships it.
 Its NRMSE row is the project's ``eegnex`` (that same network behind the project's input
@@ -198,15 +198,18 @@ def _time_matmul(a, b, calls: int = 3) -> float:
 def child_speed(spec: dict) -> dict:
     """FLOPs, then interleaved training / inference / matmul timings of every model."""
     import torch
-    import torch.nn.functional as F
+
+    from eegattn.training.loop import make_loss
+    from eegattn.training.loop import train_step as loop_step
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     batch = spec["batch"]
     x = torch.randn(batch, N_CHANS, N_TIMES) * SIGNAL_VOLTS
-    y = torch.randn(batch, 1)
-    x_small, y_small = x[:FLOP_BATCH].clone(), y[:FLOP_BATCH].clone()
+    y = torch.randn(batch)
+    mse = make_loss("mse")
+    x_small, y_small = x[:FLOP_BATCH].clone(), y[:FLOP_BATCH, None].clone()
 
     models, optimizers, info, skipped = {}, {}, {}, {}
     available = common.available_memory_bytes()
@@ -231,12 +234,9 @@ def child_speed(spec: dict) -> dict:
         models[name] = model
         optimizers[name] = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-    def train_step(name):
-        model, optimizer = models[name], optimizers[name]
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(model(x), y).backward()
-        optimizer.step()
+    def train_step(name):  # the training loop's own step (eegattn.training.loop)
+        models[name].train()
+        loop_step(models[name], optimizers[name], mse, x, y)
 
     def infer(name):
         model = models[name]
@@ -287,52 +287,6 @@ def child_speed(spec: dict) -> dict:
     }
 
 
-def _plain_fit_predict(name, X_train, y_train, X_test, spec) -> tuple:
-    """Fallback trainer: AdamW + MSE on centred targets, seeded shuffles, no schedule."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    from eegattn.models import build_model
-
-    torch.manual_seed(spec["seed"])
-    registry_name, options = model_spec(name)
-    model = build_model(
-        registry_name,
-        n_chans=X_train.shape[1],
-        n_times=X_train.shape[2],
-        sfreq=spec["sfreq"],
-        **options,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
-    offset = float(np.mean(y_train))
-    rng = np.random.default_rng(spec["seed"])
-    for _ in range(spec["epochs"]):
-        model.train()
-        for idx in np.array_split(
-            rng.permutation(len(y_train)), max(1, -(-len(y_train) // spec["batch"]))
-        ):
-            xb = torch.from_numpy(np.ascontiguousarray(X_train[idx], dtype=np.float32))
-            yb = torch.from_numpy(y_train[idx].astype(np.float32) - offset)
-            optimizer.zero_grad(set_to_none=True)
-            F.mse_loss(model(xb).reshape(-1), yb).backward()
-            optimizer.step()
-    model.eval()
-    with torch.inference_mode():
-        pred = (
-            torch.cat(
-                [
-                    model(torch.from_numpy(np.ascontiguousarray(X_test[i : i + 256])))
-                    for i in range(0, len(X_test), 256)
-                ]
-            )
-            .reshape(-1)
-            .numpy()
-            + offset
-        )
-    return pred, None
-
-
 def _estimator_fit_predict(name, X_train, y_train, X_test, spec) -> tuple:
     from eegattn.training.estimator import EEGAttentionRegressor
 
@@ -374,13 +328,12 @@ def child_nrmse(spec: dict) -> dict:
     X_train, y_train = np.asarray(ws.X[split.train]), np.asarray(ws.y[split.train])
     X_test, y_test = np.asarray(ws.X[split.test]), np.asarray(ws.y[split.test])
     spec = {**spec, "sfreq": float(ws.sfreq)}
-    fit = _plain_fit_predict if spec["trainer"] == "plain" else _estimator_fit_predict
     start = time.perf_counter()
-    pred, history = fit(spec["model"], X_train, y_train, X_test, spec)
+    pred, history = _estimator_fit_predict(spec["model"], X_train, y_train, X_test, spec)
     seconds = time.perf_counter() - start
     result = {
         "status": "ok",
-        "trainer": spec["trainer"],
+        "trainer": "estimator",
         "nrmse": nrmse(y_test, pred),
         "mean_predictor": mean_predictor_nrmse(y_test, y_train),
         "fit_s": seconds,
@@ -426,8 +379,9 @@ def child_profile(spec: dict) -> dict:
     """torch.profiler of one training step (or inference pass): the ops with the most self
     CPU time, and the share of matmul-like ops (convolutions, mm, addmm, bmm)."""
     import torch
-    import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
+
+    from eegattn.training.loop import make_loss, train_step
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -435,12 +389,11 @@ def child_profile(spec: dict) -> dict:
     model = _build(spec["model"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(spec["batch"], N_CHANS, N_TIMES) * SIGNAL_VOLTS
-    y = torch.randn(spec["batch"], 1)
+    y = torch.randn(spec["batch"])
+    mse = make_loss("mse")
 
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(model(x), y).backward()
-        optimizer.step()
+    def step():  # the training loop's own step (eegattn.training.loop)
+        train_step(model, optimizer, mse, x, y)
 
     step()
     if spec.get("mode") == "infer":
@@ -595,7 +548,7 @@ def combine_seeds(runs: list[dict]) -> dict:
         }
     cell = {
         "status": "ok",
-        "trainer": "estimator" if all(r["trainer"] == "estimator" for r in runs) else "plain",
+        "trainer": "estimator",
         "seeds": [r.get("seed") for r in runs],
         "per_seed": [r["nrmse"] for r in runs],
         "runs": runs,
@@ -603,9 +556,6 @@ def combine_seeds(runs: list[dict]) -> dict:
     for key in ("nrmse", "mean_predictor", "oracle", "fit_s"):
         if all(key in r for r in runs):
             cell[key] = sum(r[key] for r in runs) / len(runs)
-    errors = [r["estimator_error"] for r in runs if r.get("estimator_error")]
-    if errors:
-        cell["estimator_error"] = errors[0]
     return cell
 
 
@@ -670,28 +620,15 @@ def nrmse_table(cells: dict) -> str:
     reference = None
     for name, cell in cells.items():
         if cell.get("status") != "ok":
-            rows.append([_label(name), f"failed: {cell.get('reason')}", "-", "-", "-"])
+            rows.append([_label(name), f"failed: {cell.get('reason')}", "-", "-"])
             continue
         reference = reference or cell
-        trainer = (
-            "estimator"
-            if cell["trainer"] == "estimator"
-            else (
-                "plain loop"
-                + (
-                    f" (estimator failed: {cell['estimator_error']})"
-                    if cell.get("estimator_error")
-                    else ""
-                )
-            )
-        )
         rows.append(
             [
                 _label(name),
                 f"{cell['nrmse']:.4f}",
                 _per_seed(cell, "nrmse"),
                 f"{cell['fit_s']:.0f} s",
-                trainer,
             ]
         )
     if reference:
@@ -700,9 +637,9 @@ def nrmse_table(cells: dict) -> str:
             ("synthetic oracle", "oracle"),
         ):
             if key in reference:
-                rows.append([label, f"{reference[key]:.4f}", _per_seed(reference, key), "-", "-"])
+                rows.append([label, f"{reference[key]:.4f}", _per_seed(reference, key), "-"])
     return common.markdown_table(
-        ["model", "test NRMSE (mean over seeds)", "per seed", "fit time (mean)", "trainer"], rows
+        ["model", "test NRMSE (mean over seeds)", "per seed", "fit time (mean)"], rows
     )
 
 
@@ -952,7 +889,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seed of the synthetic release (default: --seed); keep it fixed to compare "
         "training seeds on one release",
     )
-    parser.add_argument("--trainer", choices=("estimator", "plain"), default="estimator")
+    # every model trains through the estimator (the one training loop); kept in the recorded
+    # arguments so runs of earlier versions still pool with --merge-nrmse
+    parser.set_defaults(trainer="estimator")
     parser.add_argument(
         "--root",
         default=None,
@@ -1272,10 +1211,6 @@ def run_nrmse(args, results: dict) -> dict:
                 "threads": args.threads,
             }
             cell = common.run_child(__file__, spec, args.timeout)
-            if cell.get("status") != "ok" and args.trainer == "estimator":
-                reason = cell.get("reason")
-                cell = common.run_child(__file__, {**spec, "trainer": "plain"}, args.timeout)
-                cell["estimator_error"] = reason
             runs.append({**cell, "seed": seed})
             print(
                 f"  {_label(name)}, seed {seed}: "
