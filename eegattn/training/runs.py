@@ -59,7 +59,7 @@ HISTORY_NAME = "history.json"
 STRUCTURAL_KEYS = ("model", "model_options", "n_chans", "n_times", "sfreq", "n_outputs")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSIONED = ("eegattn", "torch", "numpy", "scikit-learn", "braindecode", "mne", "eegdash",
-              "skorch", "pandas")
+              "pandas")
 
 
 def check_run_name(name) -> str:
