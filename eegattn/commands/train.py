@@ -76,8 +76,8 @@ def _json_object(text):
 
 
 def run(args):
-    from eegattn.training.loop import TrainingInterrupted
     from eegattn.training.pipeline import resume_challenge, run_challenge
+    from eegattn.training.signals import TrainingInterrupted
 
     verbose = 0 if args.quiet else 1
     try:

@@ -26,11 +26,8 @@ writes checkpoints; they hold every process's RNG state and resume with the same
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -46,6 +43,12 @@ from eegattn.training.checkpoint import (
 )
 from eegattn.training.distributed import DistContext
 from eegattn.training.metrics import nrmse
+from eegattn.training.signals import (
+    TrainingInterrupted,
+    request_stop,
+    stop_on_signals,
+    stop_requested,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -200,55 +203,6 @@ def steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
     if steps > 1 and 0 < n_train % batch_size < 2 * world_size:
         steps -= 1
     return steps
-
-
-# --------------------------------------------------------------------------- stop requests
-
-_STOP = threading.Event()
-
-
-def request_stop() -> None:
-    """Ask the running loop to checkpoint after its current step and raise
-    :class:`TrainingInterrupted` (what SIGINT / SIGTERM do under :func:`stop_on_signals`)."""
-    _STOP.set()
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on request after writing a checkpoint it can resume from."""
-
-    def __init__(self, epoch: int, step: int, checkpointed: bool, signum: int | None = None):
-        self.epoch, self.step, self.checkpointed, self.signum = epoch, step, checkpointed, signum
-        where = f"epoch {epoch + 1}, step {step}"
-        super().__init__(
-            f"training interrupted at {where}" + ("; checkpoint written" if checkpointed else "")
-        )
-
-
-@contextlib.contextmanager
-def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, the first SIGINT/SIGTERM asks the loop to stop at the next step
-    boundary (checkpoint first); a second one acts as usual. Main thread only; elsewhere the
-    block runs without handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {s: signal.getsignal(s) for s in signums}
-
-    def handler(signum, frame):
-        received.append(signum)
-        signal.signal(signum, previous[signum])  # a second signal acts at once
-        request_stop()
-
-    _STOP.clear()
-    for s in signums:
-        signal.signal(s, handler)
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        _STOP.clear()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -442,7 +396,7 @@ class TrainingLoop:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4g}")
             more = self.step_in_epoch < self.steps_per_epoch
-            if more and self.dist.any(_STOP.is_set()):
+            if more and self.dist.any(stop_requested()):
                 checkpointed = self.save()
                 raise TrainingInterrupted(self.epoch, self.step_in_epoch, checkpointed)
             if (more and s.checkpoint_every is not None
@@ -503,7 +457,7 @@ class TrainingLoop:
             return
         if self.epoch < s.max_epochs:
             self.save()
-            if self.dist.any(_STOP.is_set()):
+            if self.dist.any(stop_requested()):
                 raise TrainingInterrupted(self.epoch, 0, self.s.checkpoint_dir is not None)
 
     def _finish(self) -> None:

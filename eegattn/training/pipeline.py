@@ -358,11 +358,6 @@ def run_challenge(
     """
     args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
                                                           "n_jobs")}
-    from eegattn.training.distributed import init_distributed
-    from eegattn.training.estimator import EEGAttentionRegressor, resolve_device
-    from eegattn.training.loop import TrainingInterrupted, stop_on_signals
-    from eegattn.training.runs import create_run_dir, save_run
-
     estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
                             patience=patience, start_from_epoch=start_from_epoch,
                             checkpoint_every=checkpoint_every, seed=seed)
@@ -373,6 +368,11 @@ def run_challenge(
         n_subjects=n_subjects, estimator_params=estimator_params,
     )
     names, test_release = checked["releases"], checked["test_release"]
+    from eegattn.training.distributed import init_distributed
+    from eegattn.training.estimator import EEGAttentionRegressor, resolve_device
+    from eegattn.training.runs import create_run_dir, save_run
+    from eegattn.training.signals import TrainingInterrupted, stop_on_signals
+
     dist = init_distributed(resolve_device(device))
     try:
         run_dir = None
