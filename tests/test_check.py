@@ -13,6 +13,7 @@ from eegattn.utils.check import (
     check_option,
     check_positive_int,
     check_positive_number,
+    parse_json_object,
     validate_type,
 )
 
@@ -84,3 +85,13 @@ def test_errors_are_both_value_and_type_errors():
         with pytest.raises(InvalidParameterError) as info:
             call()
         assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+
+
+def test_parse_json_object():
+    assert parse_json_object('{"dropout": 0.2}', "--model-options") == {"dropout": 0.2}
+    with pytest.raises(InvalidParameterError, match=r"^Invalid value for the '--model-options' "
+                       r"parameter\. It must be a JSON object \(Expecting .*\), but got "
+                       r"'\{dropout: 1\}'\. For example '\{\"dropout\": 0\.2\}'\.$"):
+        parse_json_object("{dropout: 1}", "--model-options")
+    with pytest.raises(ValueError, match="not a list, but got '\\[1\\]'"):
+        parse_json_object("[1]", "--model-options")

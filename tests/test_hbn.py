@@ -61,7 +61,7 @@ def test_release_names_and_unknown_inputs(tiny_root):
     assert hbn.release_folder_name(11, mini=True) == "EEG2025r11mini"
     with pytest.raises(ValueError, match="unknown HBN release"):
         hbn.normalize_release("R12")
-    with pytest.raises(ValueError, match="did you mean 'contrastChangeDetection'"):
+    with pytest.raises(ValueError, match="'tasks' parameter.*you mean 'contrastChangeDetection'"):
         hbn.discover_recordings(tiny_root, tasks="contrastchangedetection")
 
 
@@ -187,5 +187,5 @@ def test_eegdash_source_offline_lists_the_same_recordings(tiny_root, capsys):
     assert [(r.subject, r.run, r.path.resolve()) for r in through_eegdash] == [
         (r.subject, r.run, r.path.resolve()) for r in local
     ]
-    with pytest.raises(ValueError, match="source must be"):
+    with pytest.raises(ValueError, match="'source' parameter. Allowed values are 'local', 'eeg"):
         hbn.open_releases(tiny_root, source="s3")

@@ -15,7 +15,7 @@ Nothing is downloaded. Standard library only at module level (``eegattn --help``
 
 from __future__ import annotations
 
-import json
+from eegattn.utils.check import InvalidParameterError, parse_json_object
 
 HELP = "cross-domain baselines: the attention mechanisms on images (vision) and text (language)"
 
@@ -101,15 +101,15 @@ def add_arguments(parser):
 def _attention_options(text):
     if text is None:
         return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--attention-options is not valid JSON ({exc})") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise ValueError(
-            '--attention-options must map mechanism names to option dicts, e.g. '
-            '\'{"local": {"window": 4}}\''
-        )
+    example = '{"local": {"window": 4}}'
+    value = parse_json_object(text, "--attention-options", example=example)
+    for name, options in value.items():
+        if not isinstance(options, dict):
+            raise InvalidParameterError(
+                f"Invalid value for the '--attention-options' parameter. It must map mechanism "
+                f"names to option dicts, but got {options!r} for {name!r}. For example "
+                f"'{example}'."
+            )
     return value
 
 

@@ -32,15 +32,16 @@ def add_arguments(parser):
 
 
 def run(args):
-    import json
+    from eegattn.models import available_models
+    from eegattn.utils.check import check_option, check_positive_int, parse_json_object
+
+    # every option checked before anything is generated or trained
+    check_option("--model", args.model, available_models())
+    options = parse_json_object(args.model_options, "--model-options")
+    check_positive_int(args.epochs, "--epochs")
+    check_positive_int(args.subjects, "--subjects")
 
     from eegattn.training.pipeline import run_challenge
-
-    try:
-        options = json.loads(args.model_options)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--model-options is not valid JSON ({err}); e.g. "
-                         '\'{"dropout": 0.2}\'') from None
 
     print(f"eegattn demo: challenge 1 (response time) with the {args.model} model {options}, "
           f"{args.epochs} epochs, on a {args.subjects}-subject synthetic release\n")

@@ -40,10 +40,10 @@ def run(args):
     from pathlib import Path
 
     from eegattn.submission.validate import validate_submission
+    from eegattn.utils.check import check_positive_int
     from eegattn.utils.io import write_json_atomic
 
-    if args.max_windows is not None and args.max_windows < 1:
-        raise ValueError(f"--max-windows must be >= 1, got {args.max_windows}")
+    check_positive_int(args.max_windows, "--max-windows", allow_none=True)
     report = validate_submission(
         args.zip,
         release_root=args.release,

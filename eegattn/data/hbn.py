@@ -43,6 +43,7 @@ from eegattn.challenge import (
     release_folder_name,
 )
 from eegattn.data.montage import HBN_CHANNELS
+from eegattn.utils.check import check_option
 
 N_CHANNELS = len(HBN_CHANNELS)  # 129
 _ANNOTATION_SIGNALS = ("EDF Annotations", "BDF Annotations")
@@ -181,8 +182,8 @@ def _check_tasks(tasks: Sequence[str]) -> list[str]:
     for task in tasks:
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown HBN task {task!r}{hint}; tasks are {list(TASKS)}")
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            check_option("tasks", task, TASKS, fix=f"{hint}Task names are case-sensitive.")
         out.append(task)
     return out
 
@@ -508,18 +509,17 @@ def open_releases(
     Skipped recordings give one ``SkippedRecordingsWarning`` per cause naming the files, or a
     ValueError with ``strict=True``.
     """
+    check_option("source", source, ("local", "eegdash"))
     if source == "local":
         found = discover_recordings(
             root, releases, mini=mini, tasks=tasks, subjects=subjects,
             keep_excluded=keep_excluded,
         )  # fmt: skip
-    elif source == "eegdash":
+    else:
         found = _discover_with_eegdash(
             root, releases, mini=mini, tasks=tasks, subjects=subjects,
             keep_excluded=keep_excluded, download=download,
         )  # fmt: skip
-    else:
-        raise ValueError(f"source must be 'local' or 'eegdash', got {source!r}")
     ok, skipped = check_recordings(found)
     report_skipped(skipped, strict=strict)
     if not ok:

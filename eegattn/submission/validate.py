@@ -47,6 +47,7 @@ from eegattn.submission.package import (
     SUBMISSION_FILE,
     WEIGHT_FILES,
 )
+from eegattn.utils.check import InvalidParameterError, check_positive_int, check_positive_number
 
 SIZE_WARN_BYTES = 100 * 1024 * 1024
 DEFAULT_BATCH_SIZES = (1, 4, 128)
@@ -594,8 +595,14 @@ def validate_submission(
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"submission zip {zip_path} does not exist")
-    if not batch_sizes or any(isinstance(b, bool) or int(b) < 1 for b in batch_sizes):
-        raise ValueError(f"batch_sizes must be positive integers, got {batch_sizes!r}")
+    if not batch_sizes:
+        raise InvalidParameterError("batch_sizes is empty; give at least one batch size")
+    for b in batch_sizes:
+        check_positive_int(b, "batch_sizes")
+    check_positive_int(timing_batch, "timing_batch", allow_none=True)
+    check_positive_int(max_windows, "max_windows", allow_none=True)
+    check_positive_int(seed, "seed", minimum=0)
+    check_positive_number(timeout, "timeout", unit="seconds")
     python = python or os.environ.get(PYTHON_ENV_VAR) or sys.executable
     report = ValidationReport(zip_path=zip_path, device=str(device))
     report.size_bytes = zip_path.stat().st_size

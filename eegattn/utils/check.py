@@ -29,6 +29,7 @@ __all__ = [
     "check_option",
     "check_positive_int",
     "check_positive_number",
+    "parse_json_object",
     "validate_type",
 ]
 
@@ -149,3 +150,25 @@ def check_positive_number(value, parameter: str, *, unit: str = "", allow_none: 
     expected = "It must be a positive number" + (f" of {unit}" if unit else "")
     expected += " or None" if allow_none else ""
     raise InvalidParameterError(_invalid("value", parameter, extra, expected, repr(value), fix))
+
+
+def parse_json_object(text: str, parameter: str, *, example: str = '{"dropout": 0.2}',
+                      extra: str = "") -> dict:
+    """``text`` parsed as a JSON object (a dict), for options such as ``--model-options``.
+
+    Raises :class:`InvalidParameterError` for text that is not JSON, or JSON that is not an
+    object, naming the parameter and showing ``example``.
+    """
+    import json
+
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as err:
+        expected = f"It must be a JSON object ({err})"
+    else:
+        if isinstance(value, dict):
+            return value
+        expected = f"It must be a JSON object, not a {type(value).__name__}"
+    raise InvalidParameterError(
+        _invalid("value", parameter, extra, expected, repr(text), f"For example '{example}'.")
+    )
