@@ -17,15 +17,30 @@ from importlib import import_module
 
 # name -> (module, class)
 _MODELS: dict[str, tuple[str, str]] = {
-    "lightweight": ("eegattn.models.lightweight", "LightweightResponseTimeCNNWithAttention"),
-    "improved": ("eegattn.models.improved", "ImprovedResponseTimeCNNWithAttention"),
-    "lightweight_noattn": ("eegattn.models.ablation", "LightweightResponseTimeCNN"),
+    "lightweight": ("eegattn.models.conv_attention", "ConvAttentionRegressor"),
     "eegnex": ("eegattn.models.eegnex", "NormalizedEEGNeX"),
 }
 
-# preset name -> (registered model, option defaults): the same class with other defaults, so
-# a preset pickles, traces and loads exactly as its model and only the options differ.
+# preset name -> (registered model, option defaults): the same class with other defaults (as
+# timm's model variants), so a preset pickles, traces and loads exactly as its model and only
+# the options differ. Options given to build_model override the preset's.
 _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
+    # the sparse-attention entry's ImprovedResponseTimeCNNWithAttention (6,163,375 parameters)
+    "improved": (
+        "lightweight",
+        {
+            "conv_channels": (256, 512, 512),
+            "kernel_sizes": (7, 5, 3),
+            "pool_sizes": (2, 2, 1),
+            "channel_reduction": 8,
+            "temporal_kernel": 7,
+            "n_attention_blocks": 2,
+            "pooling": "avgmax",
+            "head_hidden": (256, 64),
+        },
+    ),
+    # the entry's lightweight model without attention block and channel gate (the ablation)
+    "lightweight_noattn": ("lightweight", {"n_attention_blocks": 0, "channel_reduction": None}),
     # the lightweight model re-tuned (README, "Model benchmark"): strided convolutions (stride
     # 4, then 2: 25 tokens), parameter-free position codes, average + max pooling; element
     # dropout off, whole-feature-map dropout 0.3 after each convolution stage and attention
@@ -50,6 +65,10 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
 
 # public class / helper name -> module (loaded on first access)
 _LAZY = {cls: module for module, cls in _MODELS.values()} | {
+    # the sparse-attention entry's class names: the class itself and two preset builders
+    "LightweightResponseTimeCNNWithAttention": "eegattn.models.conv_attention",
+    "ImprovedResponseTimeCNNWithAttention": "eegattn.models.conv_attention",
+    "LightweightResponseTimeCNN": "eegattn.models.conv_attention",
     "EEGInputNormalization": "eegattn.models.normalization",
     "check_eeg_input": "eegattn.models.normalization",
     "AttentionBlock": "eegattn.models.blocks",
@@ -124,9 +143,9 @@ def build_model(
     Parameters
     ----------
     name : str
-        ``lightweight``, ``improved``, ``lightweight_noattn``, ``eegnex`` or the preset
-        ``lightweight_fast`` (the lightweight model with the options in ``_PRESETS``; options
-        given here override the preset's).
+        ``lightweight`` or ``eegnex``, or a preset of ``lightweight``: ``improved``,
+        ``lightweight_noattn``, ``lightweight_fast`` (the lightweight model with the options in
+        ``_PRESETS``; options given here override the preset's).
     n_chans, n_outputs, n_times, sfreq
         Signal arguments: the model takes (batch, n_chans, n_times) windows sampled at
         ``sfreq`` Hz and returns (batch, n_outputs).

@@ -5,8 +5,7 @@ pieces: convolution stages (Conv1d with bias -> BatchNorm1d -> ReLU -> dropout -
 a sequence attention block (attention + residual + LayerNorm, then a d -> 2d -> d GELU
 feed-forward with residual), global pooling and an MLP regression head.
 
-:class:`ConvAttentionRegressorMixin` assembles them; the model classes in ``lightweight.py``,
-``improved.py`` and ``ablation.py`` only choose the defaults.
+:class:`~eegattn.models.conv_attention.ConvAttentionRegressor` assembles them.
 """
 
 from __future__ import annotations
@@ -14,13 +13,18 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from numbers import Real
 
 import torch
 from torch import Tensor, nn
 
 from eegattn.attention.dropout import Dropout
-from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
+from eegattn.utils.check import (
+    InvalidParameterError,
+    check_fraction,
+    check_option,
+    check_positive_int,
+    validate_type,
+)
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
 POOLINGS = ("avg", "avgmax")
@@ -31,33 +35,32 @@ DOWNSAMPLINGS = ("maxpool", "stride")
 # option checks
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _int_tuple(name: str, values, *, allow_empty: bool = False) -> tuple[int, ...]:
+def int_tuple(name: str, values, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """``values`` as a tuple of positive integers (one per stage or layer)."""
     if isinstance(values, int | str) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} must be a list of positive integers, got {values!r}")
+        raise InvalidParameterError(
+            f"Invalid value for the '{name}' parameter. It must be a list of positive "
+            f"integers, but got {values!r}."
+        )
     if not values and not allow_empty:
-        raise ValueError(f"{name} is empty; give at least one value")
-    return tuple(_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+        raise InvalidParameterError(f"{name} is empty; give at least one value")
+    return tuple(check_positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
 
 
-def _probability(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+def check_probability(name: str, value) -> float:
+    """A dropout probability in [0, 1)."""
+    return float(check_fraction(value, name, low_inclusive=True))
 
 
-def _activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
-        ) from None
+def check_options_dict(name: str, options) -> None:
+    """Keyword options of a sub-module: a dict or None."""
+    validate_type(options, (dict, None), name, fix="Pass keyword options as a dict.")
+
+
+def check_downsample(downsample: str) -> None:
+    check_option("downsample", downsample, DOWNSAMPLINGS,
+                 fix="'maxpool' is a convolution, then max-pool (as the sparse-attention entry); "
+                 "'stride' a strided convolution (fewer FLOPs).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,8 +103,8 @@ class ConvStage(nn.Sequential):
         downsample: str = "maxpool",
         channel_dropout: float = 0.0,
     ) -> None:
-        _check_downsample(downsample)
-        channel_dropout = _probability("channel_dropout", channel_dropout)
+        check_downsample(downsample)
+        channel_dropout = check_probability("channel_dropout", channel_dropout)
         strided = downsample == "stride" and pool > 1
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if strided:
@@ -111,7 +114,7 @@ class ConvStage(nn.Sequential):
         else:
             layers["conv"] = nn.Conv1d(in_channels, out_channels, kernel_size, padding="same")
         layers["norm"] = nn.BatchNorm1d(out_channels)
-        layers["act"] = _activation(activation)
+        layers["act"] = ACTIVATIONS[check_option("activation", activation, ACTIVATIONS)]()
         if inattention:
             from eegattn.attention import InattentionDropout
 
@@ -125,14 +128,6 @@ class ConvStage(nn.Sequential):
         if pool > 1 and not strided:
             layers["pool"] = nn.MaxPool1d(pool)
         super().__init__(layers)
-
-
-def _check_downsample(downsample: str) -> None:
-    if downsample not in DOWNSAMPLINGS:
-        raise ValueError(
-            f"unknown downsample {downsample!r}; choose 'maxpool' (convolution, then max-pool, "
-            "as the sparse-attention entry) or 'stride' (strided convolution, fewer FLOPs)"
-        )
 
 
 def stage_length(n_times: int, kernel_size: int, pool: int, downsample: str = "maxpool") -> int:
@@ -213,9 +208,7 @@ class GlobalPool(nn.Module):
 
     def __init__(self, mode: str = "avg") -> None:
         super().__init__()
-        if mode not in POOLINGS:
-            raise ValueError(f"unknown pooling {mode!r}; choose one of {', '.join(POOLINGS)}")
-        self.mode = mode
+        self.mode = check_option("pooling", mode, POOLINGS)
 
     def forward(self, x: Tensor) -> Tensor:
         mean = x.mean(dim=1)
@@ -304,166 +297,3 @@ class TraceableDirMixin:
                     continue
             names.append(name)
         return names
-
-
-# ---------------------------------------------------------------------------------------------
-# the assembled network
-
-
-class ConvAttentionRegressorMixin(TraceableDirMixin):
-    """Layers and forward shared by the convolution + attention regressors.
-
-    Mixed into ``EEGModuleMixin`` + ``nn.Module`` classes that call :meth:`_build_layers` in
-    their ``__init__`` after ``EEGModuleMixin.__init__`` (so ``n_chans``, ``n_times`` and
-    ``n_outputs`` are known).
-
-    Forward, input (b, n_chans, n_times) in volts -> output (b, n_outputs):
-    check shape (ValueError) -> :class:`EEGInputNormalization` -> channel gate -> temporal gate
-    -> convolution stages (b, C, T) -> transpose (b, T, C) -> attention blocks -> global pool
-    -> regression head.
-    """
-
-    def _build_layers(
-        self,
-        *,
-        dropout: float,
-        attention: str,
-        attention_options: dict | None,
-        inattention: bool,
-        inattention_options: dict | None,
-        conv_channels: Sequence[int],
-        kernel_sizes: Sequence[int],
-        pool_sizes: Sequence[int],
-        channel_reduction: int | None,
-        temporal_kernel: int | None,
-        n_attention_blocks: int,
-        ffn_ratio: int,
-        pooling: str,
-        head_hidden: Sequence[int],
-        positional: str | None = None,
-        downsample: str = "maxpool",
-        channel_dropout: float = 0.0,
-        position_readout: int = 0,
-        activation: str,
-        input_scale: float,
-        flat_eps: float,
-    ) -> None:
-        from eegattn.attention import ChannelAttention, TemporalAttention
-
-        n_chans, n_times, n_outputs = self.n_chans, self.n_times, self.n_outputs
-        _positive_int("n_chans", n_chans)
-        _positive_int("n_times", n_times)
-        _positive_int("n_outputs", n_outputs)
-        dropout = _probability("dropout", dropout)
-        conv_channels = _int_tuple("conv_channels", conv_channels)
-        kernel_sizes = _int_tuple("kernel_sizes", kernel_sizes)
-        pool_sizes = _int_tuple("pool_sizes", pool_sizes)
-        if not len(conv_channels) == len(kernel_sizes) == len(pool_sizes):
-            raise ValueError(
-                f"conv_channels, kernel_sizes and pool_sizes need one entry per convolution "
-                f"stage; got {len(conv_channels)}, {len(kernel_sizes)} and {len(pool_sizes)}"
-            )
-        _check_downsample(downsample)
-        steps = n_times
-        for kernel, pool in zip(kernel_sizes, pool_sizes, strict=True):
-            steps = stage_length(steps, kernel, pool, downsample)
-        if steps < 1:
-            raise ValueError(
-                f"n_times={n_times} is too short for pool_sizes={list(pool_sizes)}: no time step "
-                "is left after pooling; use longer windows or smaller pool_sizes"
-            )
-        if (
-            isinstance(n_attention_blocks, bool)
-            or not isinstance(n_attention_blocks, int)
-            or (n_attention_blocks < 0)
-        ):
-            raise ValueError(
-                f"n_attention_blocks must be an integer >= 0, got {n_attention_blocks!r}"
-            )
-        head_hidden = _int_tuple("head_hidden", head_hidden, allow_empty=True)
-        if (isinstance(position_readout, bool) or not isinstance(position_readout, int)
-                or position_readout < 0):
-            raise ValueError(
-                f"position_readout must be an integer >= 0 (features per token), got "
-                f"{position_readout!r}"
-            )
-        for name, options in (
-            ("attention_options", attention_options),
-            ("inattention_options", inattention_options),
-        ):
-            if options is not None and not isinstance(options, dict):
-                raise ValueError(f"{name} must be a dict of keyword options, got {options!r}")
-
-        self.normalize = EEGInputNormalization(scale=input_scale, eps=flat_eps)
-        self.channel_attention = (
-            nn.Identity()
-            if channel_reduction is None
-            else ChannelAttention(n_chans, reduction_ratio=channel_reduction)
-        )
-        self.temporal_attention = (
-            nn.Identity() if temporal_kernel is None else TemporalAttention(temporal_kernel)
-        )
-        stages = []
-        width = n_chans
-        for out, kernel, pool in zip(conv_channels, kernel_sizes, pool_sizes, strict=True):
-            stages.append(
-                ConvStage(
-                    width,
-                    out,
-                    kernel,
-                    pool=pool,
-                    dropout=dropout,
-                    activation=activation,
-                    inattention=inattention,
-                    inattention_options=inattention_options,
-                    downsample=downsample,
-                    channel_dropout=channel_dropout,
-                )
-            )
-            width = out
-        self.conv_stages = nn.Sequential(*stages)
-        if positional not in (None, "none", "sinusoidal"):
-            raise ValueError(
-                f"positional must be None/'none' (no position codes) or 'sinusoidal', "
-                f"got {positional!r}"
-            )
-        self.position = (
-            SinusoidalPosition(width, steps)
-            if positional == "sinusoidal" and n_attention_blocks
-            else nn.Identity()
-        )
-        self.attention_blocks = nn.Sequential(
-            *(
-                AttentionBlock(
-                    width,
-                    attention=attention,
-                    attention_options=attention_options,
-                    dropout=dropout,
-                    ffn_ratio=_positive_int("ffn_ratio", ffn_ratio),
-                )
-                for _ in range(n_attention_blocks)
-            )
-        )
-        self.pool = GlobalPool(pooling)
-        pooled = width * (2 if pooling == "avgmax" else 1)
-        if position_readout:
-            self.pool = PositionReadout(self.pool, width, steps, position_readout)
-            pooled += steps * position_readout
-        self.head = RegressionHead(pooled, head_hidden, n_outputs, dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(b, n_chans, n_times) volts -> (b, n_outputs). NaN/Inf raise in training mode."""
-        check_eeg_input(x, self.n_chans, self.n_times, check_finite=self.training)
-        x = self.normalize(x)
-        x = self.temporal_attention(self.channel_attention(x))
-        x = self.conv_stages(x)  # (b, C, T)
-        x = x.transpose(1, 2)  # (b, T, C)
-        if len(self.attention_blocks):
-            # one contiguous copy here, not one per projection inside the attention block
-            x = self.attention_blocks(self.position(x.contiguous()))
-        return self.head(self.pool(x))
-
-    def gate_values(self) -> dict[str, Tensor]:
-        """Gate values of the last forward (see :func:`collect_gates`), e.g.
-        ``{"channel_attention": (b, n_chans), "temporal_attention": (b, n_times)}``."""
-        return collect_gates(self)
