@@ -145,7 +145,7 @@ def test_model_by_class_instance_and_name():
                   valid_fraction=0.0)
     X16, y16, _ = make_data(n_subjects=2, per_subject=4, n_chans=16, n_times=200)
     named.fit(X16, y16)
-    assert type(named.model_).__name__ == "LightweightResponseTimeCNN"
+    assert type(named.model_).__name__ == "ConvAttentionRegressor"  # the noattn preset
     with pytest.raises(ValueError, match="unknown model"):
         small(model="no_such_model").fit(X, y)
     with pytest.raises(ValueError, match="model must be"):
