@@ -17,6 +17,7 @@ from torch import nn
 
 from eegattn.training.estimator import (
     EEGAttentionRegressor,
+    SubjectLeakageWarning,
     crop_windows,
     seeded_crop_offsets,
 )
@@ -239,10 +240,12 @@ def test_windowset_input_gives_subject_split_and_provenance():
         small().fit(ws, y)
 
 
-def test_without_groups_the_validation_split_is_by_window():
+def test_without_groups_the_validation_split_is_by_window_and_warns():
     X, y, _ = make_data()
-    est = small(max_epochs=1).fit(X, y)
+    with pytest.warns(SubjectLeakageWarning, match="no groups") as record:
+        est = small(max_epochs=1).fit(X, y)
     assert est.valid_split_ == "window" and est.n_valid_ == round(0.2 * len(X))
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller's fit
 
 
 def test_grid_search_and_cross_val_with_subject_groups():

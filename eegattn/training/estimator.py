@@ -14,6 +14,12 @@ skorch or braindecode's ``EEGRegressor``. Two requirements decided it:
 Shapes: ``X`` (n_windows, n_chans, n_times) float, in volts (models normalise internally);
 ``y`` (n_windows,); ``predict`` returns (n_windows,) float32.
 
+Subjects: ``fit(X, y, groups=subjects)`` (or a ``WindowSet``) validates early stopping on
+held-out *subjects*; without them it validates on windows of the training subjects and warns
+(:class:`SubjectLeakageWarning`). ``fit`` requests ``groups`` through scikit-learn's metadata
+routing by default, so ``cross_validate``, ``GridSearchCV`` and ``Pipeline`` hand each fit its
+training subjects when routing is enabled; see the class docstring and docs/sklearn.md.
+
 Randomness: all of it derives from ``seed``. Model initialisation and dropout use torch's
 global generator, forked (``torch.random.fork_rng``) so fitting never changes the caller's RNG
 state; data order and training crops come from NumPy generators seeded by ``(seed, epoch)``;
@@ -25,10 +31,12 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import warnings
 
 import numpy as np
 import torch
+from scipy import sparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
@@ -53,9 +61,18 @@ from eegattn.training.loop import (
     seeded_crop_offsets,
 )
 from eegattn.training.splits import train_valid_split
+from eegattn.utils.check import (
+    InvalidParameterError,
+    check_fraction,
+    check_option,
+    check_positive_int,
+    check_positive_number,
+    validate_type,
+)
 
 __all__ = [
     "EEGAttentionRegressor",
+    "SubjectLeakageWarning",
     "OPTIMIZERS",
     "LR_SCHEDULES",
     "LOSSES",
@@ -75,6 +92,15 @@ __all__ = [
 ]
 
 _FINITE_CHUNK = 4096  # windows checked per chunk, so a memmap is never loaded whole
+
+
+class SubjectLeakageWarning(UserWarning):
+    """Early stopping validates on windows of the training subjects, so it is optimistic.
+
+    Raised by :meth:`EEGAttentionRegressor.fit` when it gets no ``groups`` (subject ids) while
+    ``early_stopping=True`` and ``valid_fraction > 0``. Silence it deliberately with
+    ``warnings.filterwarnings("ignore", category=SubjectLeakageWarning)``.
+    """
 
 
 # --------------------------------------------------------------------------- helpers
@@ -185,16 +211,27 @@ def _check_finite_array(name: str, arr) -> None:
 
 def check_X(X, *, n_chans: int | None = None, min_times: int | None = None,
             n_times: int | None = None):
-    """Validate a window array (n_windows, n_chans, n_times) without copying it."""
+    """Validate a window array (n_windows, n_chans, n_times) without copying it.
+
+    Checked in this order: sparse input, dtype, shape, then finite values (in chunks, so a
+    memory map is never loaded whole).
+    """
+    if sparse.issparse(X):
+        raise TypeError(
+            f"X is a sparse {type(X).__name__}; sparse input is not supported: pass dense "
+            "windows (n_windows, n_chans, n_times)"
+        )
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
         X = np.asarray(X)
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: X must hold real numbers, got {X.dtype}")
+    if X.dtype.kind not in "iuf":  # integers or floats; not bool, object, time or text
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
     if X.ndim != 3:
         raise ValueError(
             f"X must have shape (n_windows, n_chans, n_times), got shape {tuple(X.shape)}; "
             "for one window use X[None]"
         )
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
     if n_chans is not None and X.shape[1] != n_chans:
         raise ValueError(
             f"X has {X.shape[1]} channels but the estimator was fitted on {n_chans}"
@@ -211,10 +248,23 @@ def check_X(X, *, n_chans: int | None = None, min_times: int | None = None,
     return X
 
 
+_LEAKAGE_MESSAGE = (
+    "EEGAttentionRegressor.fit got no groups, so early stopping validates on windows of the "
+    "training subjects and is optimistic (valid_split_='window'); pass groups=<one subject id "
+    "per window> or a WindowSet, and under cross_validate add params={'groups': groups} or "
+    "enable sklearn.set_config(enable_metadata_routing=True) (see docs/sklearn.md)"
+)
+
+_Y_MISSING = (
+    "EEGAttentionRegressor requires y to be passed, but the target y is None; pass one target "
+    "per window (or fit a WindowSet, which carries its targets)"
+)
+
+
 def check_y(y, n: int) -> np.ndarray:
     """Validate targets: (n,) or (n, 1), finite; returned as float32 (n,)."""
     if y is None:
-        raise ValueError("y is required: pass one target per window (or fit a WindowSet)")
+        raise ValueError(_Y_MISSING)
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -288,7 +338,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         strong dropout often improve only late in it. 0 counts from the first epoch.
     valid_fraction : float
         Fraction of *subjects* held out for validation when ``groups`` is given (a WindowSet
-        always gives them); without groups, a seeded fraction of windows. 0 trains on all.
+        always gives them); without groups, a seeded fraction of windows, with a
+        :class:`SubjectLeakageWarning` when early stopping selects on them. 0 trains on all.
     crop_n_times : int | None
         Model input length. Training draws a random crop of each window every epoch; predict
         and validation use seeded crops (see :func:`seeded_crop_offsets`). Challenge 2 uses
@@ -318,8 +369,42 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     n_train_, n_valid_; valid_split_ ("subject", "window" or None); valid_subjects_ (list or
     None); best_epoch_; n_epochs_; stopped_early_; device_ (str); challenge_, cache_key_ (from
     a WindowSet, else None); resumed_from_ ((epoch, step) or None); seed_;
-    output_bias_initialized_ (whether ``init_output_bias`` found a layer to set).
+    output_bias_initialized_ (whether ``init_output_bias`` found a layer to set);
+    n_features_in_ (= n_chans_: what scikit-learn counts as features of a 3-D array,
+    ``X.shape[1]``; ``predict`` must match it, while with ``crop_n_times`` it accepts windows
+    of any length >= ``input_n_times_``, so n_chans * n_times would not describe its input).
+
+    Cross-validation by subject
+    ---------------------------
+    ``cross_validate(est, X, y, groups=subjects, cv=subject_kfold(4))`` gives ``groups`` to
+    the splitter only: scikit-learn does not pass it to ``fit``, so early stopping would
+    validate on windows of the fold's own training subjects (``valid_split_ == "window"``,
+    optimistic; ``fit`` warns with :class:`SubjectLeakageWarning`). ``fit`` requests
+    ``groups`` through scikit-learn's metadata routing by default (``__metadata_request__fit``;
+    ``set_fit_request(groups=False)`` turns that off). With scikit-learn >= 1.4 (tested with
+    1.9)::
+
+        from sklearn.model_selection import GridSearchCV, cross_validate
+        from eegattn.training import subject_kfold
+
+        est = EEGAttentionRegressor("lightweight_fast", max_epochs=2, verbose=0)
+        # default configuration: groups= feeds the splitter, params= feeds every fit
+        cross_validate(est, X, y, groups=subjects, cv=subject_kfold(4),
+                       params={"groups": subjects})
+
+        # metadata routing enabled: one params dict feeds the splitter and every fit, and
+        # GridSearchCV / Pipeline route groups= to fit (without routing they cannot)
+        import sklearn
+        sklearn.set_config(enable_metadata_routing=True)
+        cross_validate(est, X, y, cv=subject_kfold(4), params={"groups": subjects})
+        GridSearchCV(est, {"lr": [1e-3, 3e-3]}, cv=subject_kfold(4)).fit(X, y, groups=subjects)
+
+    Every fold then has ``valid_split_ == "subject"``. See docs/sklearn.md.
     """
+
+    # groups are subject ids, the meaning splitters give them: fit asks for them whenever
+    # metadata routing is enabled, without a set_fit_request(groups=True) call
+    __metadata_request__fit = {"groups": True}
 
     def __init__(
         self,
@@ -378,52 +463,34 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         return int(self.start_from_epoch)
 
     def _check_params(self) -> None:
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        """Check every parameter once, at ``fit`` (``__init__`` only stores them).
 
-        positive_int("max_epochs")
-        positive_int("batch_size")
+        Messages read as :mod:`eegattn.utils.check` writes them ("Invalid value for the
+        'max_epochs' parameter. It must be a positive integer, but got 0."); the errors are
+        :class:`~eegattn.utils.check.InvalidParameterError`, a ``ValueError``.
+        """
+        check_positive_int(self.max_epochs, "max_epochs")
+        check_positive_int(self.batch_size, "batch_size")
         if self.early_stopping:
-            positive_int("patience")
-        start = self.start_from_epoch
-        if start is not None and (isinstance(start, bool)
-                                  or not isinstance(start, (int, np.integer)) or start < 0):
-            raise ValueError(f"start_from_epoch must be None or an integer >= 0, got {start!r}")
-        if self.checkpoint_every is not None:
-            positive_int("checkpoint_every")
-        if self.crop_n_times is not None:
-            positive_int("crop_n_times")
-        if not float(self.lr) > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if float(self.weight_decay) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.lr_schedule not in LR_SCHEDULES and self.lr_schedule is not None:
-            raise ValueError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.max_grad_norm is not None and not float(self.max_grad_norm) > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
-        if not 0.0 <= float(self.valid_fraction) < 1.0:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        if self.early_stopping and float(self.valid_fraction) == 0.0:
-            raise ValueError(
+            check_positive_int(self.patience, "patience")
+        check_positive_int(self.start_from_epoch, "start_from_epoch", minimum=0, allow_none=True)
+        check_positive_int(self.checkpoint_every, "checkpoint_every", allow_none=True)
+        check_positive_int(self.crop_n_times, "crop_n_times", allow_none=True)
+        check_positive_number(self.lr, "lr")
+        check_fraction(self.weight_decay, "weight_decay", high=math.inf, low_inclusive=True)
+        check_option("optimizer", self.optimizer, OPTIMIZERS)
+        check_option("lr_schedule", self.lr_schedule, (*LR_SCHEDULES, None))
+        check_option("loss", self.loss, LOSSES)
+        check_positive_number(self.max_grad_norm, "max_grad_norm", allow_none=True)
+        check_fraction(self.valid_fraction, "valid_fraction", low_inclusive=True)
+        if self.early_stopping and self.valid_fraction == 0:
+            raise InvalidParameterError(
                 "early_stopping=True needs a validation split; set valid_fraction > 0 or "
                 "early_stopping=False"
             )
-        if not float(self.sfreq) > 0:
-            raise ValueError(f"sfreq must be > 0, got {self.sfreq!r}")
-        if self.model_options is not None and not isinstance(self.model_options, dict):
-            raise ValueError(f"model_options must be a dict or None, got {self.model_options!r}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
-        ):
-            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        check_positive_number(self.sfreq, "sfreq", unit="Hz")
+        validate_type(self.model_options, (dict, None), "model_options")
+        validate_type(self.seed, (int, np.integer, None), "seed")
 
     def _split(self, n: int, groups, seed: int):
         """Return (train_idx, valid_idx, kind, valid_subjects)."""
@@ -476,13 +543,18 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y=None, groups=None, *, resume=False):
         """Train on ``X`` (n, n_chans, n_times) and ``y`` (n,), or on a ``WindowSet``.
 
-        ``groups`` (n,) holds subject ids for the subject-wise validation split. With
+        ``groups`` (n,) holds subject ids for the subject-wise validation split; without them
+        (and with ``early_stopping=True``, ``valid_fraction > 0``) the split is by window and
+        a :class:`SubjectLeakageWarning` says so. ``fit`` requests ``groups`` through metadata
+        routing (see the class docstring). X and y are never modified. With
         ``resume=True`` training continues from ``checkpoint_dir/last.pt`` if it exists (a
         finished run is restored without training); otherwise an existing checkpoint there is
         refused rather than overwritten. Returns ``self``.
         """
         self._check_params()
         X, y, groups, info = unpack_windows(X, y, groups)
+        if y is None:
+            raise ValueError(_Y_MISSING)
         X = check_X(X)
         n, n_chans, n_times = X.shape
         if n < 2:
@@ -557,6 +629,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             bias_initialized = bool(self.init_output_bias) and init_output_bias(
                 module, float(np.mean(y[train_idx], dtype=np.float64))
             )
+            if split_kind == "window" and self.early_stopping:  # the model built: warn, train
+                warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=2)
             module.to(device)
             if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
                 torch.manual_seed(seed + 1_000_003 * dist.rank)
@@ -569,6 +643,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.model_ = module.eval()
         self.history_ = run.history
         self.n_chans_ = int(n_chans)
+        self.n_features_in_ = int(n_chans)
         self.n_times_ = int(n_times)
         self.input_n_times_ = int(input_n_times)
         self.sfreq_ = sfreq
