@@ -3,7 +3,7 @@
 Example: ``eegattn synth --root cache --subjects 24`` writes ``cache/EEG2025r5``, which
 ``EEGChallengeDataset(release="R5", cache_dir="cache", mini=False, download=False, ...)`` and
 ``eegattn preprocess --root cache`` read like a downloaded release. ``--mini`` writes
-``EEG2025r5mini`` with the 20 real mini subject IDs. See ``eegattn/data/synthetic.py``.
+``EEG2025r5mini`` with the 20 real mini subject IDs. See ``eegattn/data/synthetic/``.
 Standard library only at module level (``eegattn --help`` stays fast).
 """
 
