@@ -52,6 +52,7 @@ from eegattn.data.synthetic.subjects import (
     _Subject,
     _subject_ids,
 )
+from eegattn.utils.check import check_positive_int
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,8 +61,7 @@ from eegattn.data.synthetic.subjects import (
 def _check_options(release, mini, n_subjects, seed, sfreq, raw_like, tasks, trials_per_run,
                    max_runs, rest_seconds) -> dict:
     release = _check_release(release)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_positive_int(seed, "seed", minimum=0)
     if n_subjects is None:
         n_subjects = MINI_SIZE if mini else DEFAULT_N_SUBJECTS
     if isinstance(n_subjects, bool) or not isinstance(n_subjects, (int, np.integer)):
@@ -255,9 +255,7 @@ def make_release(
 def _resolve_jobs(n_jobs, n_subjects: int) -> int:
     if n_jobs is None:
         return 1 if n_subjects < 8 else min(2, os.cpu_count() or 1)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
-    return n_jobs
+    return check_positive_int(n_jobs, "n_jobs", allow_none=True)
 
 
 def _generate(out: Path, params: dict, *, n_jobs: int = 1, verbose: bool = False) -> None:
