@@ -125,62 +125,11 @@ def _oracle(challenge, root, windows_test, *, mini) -> float | None:
 
 
 def _plots(run_dir: Path, est, y_true, y_pred, challenge) -> list[str]:
-    """Learning curves, predicted vs true, and the model's gates when it has them."""
-    import matplotlib
+    """Learning curves, predicted vs true and the gates (:func:`eegattn.plots.plot_run`)."""
+    from eegattn.plots import plot_run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    hist = est.history_
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    epochs = [h["epoch"] for h in hist]
-    ax.plot(epochs, [h["train_loss"] for h in hist], label="train loss")
-    if any(h.get("valid_loss") is not None for h in hist):
-        ax.plot(epochs, [h.get("valid_loss") for h in hist], label="valid loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "learning_curves.png", dpi=100)
-    plt.close(fig)
-    written.append("learning_curves.png")
-
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(y_true, y_pred, s=6, alpha=0.5)
-    lo, hi = float(np.min(y_true)), float(np.max(y_true))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel(f"true {CHALLENGE_TARGET[challenge]}")
-    ax.set_ylabel("predicted")
-    fig.tight_layout()
-    fig.savefig(run_dir / "pred_vs_true.png", dpi=100)
-    plt.close(fig)
-    written.append("pred_vs_true.png")
-    written += _gate_plots(run_dir, est)
-    return written
-
-
-def _gate_plots(run_dir: Path, est) -> list[str]:
-    """Channel attention on the scalp and the temporal gate, averaged over the test batch."""
-    from eegattn.attention.gates import ChannelAttention, TemporalAttention
-
-    written = []
-    try:
-        from eegattn.baselines import plots
-    except ImportError:  # plotting helpers are optional for a pipeline run
-        return written
-    for module in est.model_.modules():
-        gate = getattr(module, "last_gate", None)
-        if gate is None:
-            continue
-        values = gate.float().mean(0).cpu().numpy()
-        if isinstance(module, ChannelAttention) and values.shape[0] == 129:
-            plots.plot_channel_topomap(values, run_dir / "channel_attention_topomap.png")
-            written.append("channel_attention_topomap.png")
-        elif isinstance(module, TemporalAttention):
-            plots.plot_temporal_gate(values, est.sfreq_, run_dir / "temporal_gate.png")
-            written.append("temporal_gate.png")
-    return written
+    return plot_run(run_dir, est.history_, y_true, y_pred, target=CHALLENGE_TARGET[challenge],
+                    model=est.model_, sfreq=est.sfreq_)
 
 
 def format_table(challenge: int, model: str, metrics: dict) -> str:
