@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from eegattn import plots
 from eegattn.attention import available_attention
 from eegattn.baselines import language as lang
-from eegattn.baselines import plots
 from eegattn.baselines import vision as vis
 from eegattn.models.language import CausalTransformerLM
 from eegattn.models.vision import SeedCNN, VisionTransformer, build_vision_model
@@ -315,46 +315,6 @@ def test_saved_activation_bytes_grow_with_sequence_length():
                                        torch.zeros(2, 64, dtype=torch.long))
     assert 0 < short < long
     assert all(p.grad is None for p in model.parameters())
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def test_eeg_plots_take_plain_arrays(tmp_path):
-    assert _is_png(plots.plot_channel_topomap(torch.rand(4, 129), tmp_path / "topo.png"))
-    with pytest.raises(ValueError, match="129"):
-        plots.plot_channel_topomap(np.ones(128), tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="NaN"):
-        plots.plot_channel_topomap(np.full(129, np.nan), tmp_path / "nan.png")
-    assert _is_png(plots.plot_temporal_gate(np.random.rand(200), 100.0, tmp_path / "gate.png"))
-    assert _is_png(plots.plot_temporal_gate(torch.rand(3, 200), 100, tmp_path / "gate_b.png",
-                                            t0=0.5))
-    with pytest.raises(ValueError, match="sfreq"):
-        plots.plot_temporal_gate(np.ones(10), 0, tmp_path / "g.png")
-    with pytest.raises(ValueError, match=".png"):
-        plots.plot_temporal_gate(np.ones(10), 100, tmp_path / "g.jpg")
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
-
-
-def test_attention_and_learning_curve_plots(tmp_path):
-    attn = torch.softmax(torch.randn(3, 5, 7), dim=-1)
-    assert _is_png(plots.plot_attention_maps(attn, tmp_path / "attn.png"))
-    assert _is_png(plots.plot_attention_maps(attn[None].repeat(2, 1, 1, 1),
-                                             tmp_path / "attn_b.png"))
-    with pytest.raises(ValueError, match="heads, queries, keys"):
-        plots.plot_attention_maps(np.ones((5, 7)), tmp_path / "bad.png")
-    # the EEG estimator's history: valid values may be None
-    history = [{"epoch": 1, "train_loss": 1.0, "valid_loss": None, "valid_nrmse": None,
-                "lr": 1e-3, "duration_s": 2.0},
-               {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.9, "valid_nrmse": 0.95,
-                "lr": 1e-3, "duration_s": 2.0}]
-    assert _is_png(plots.plot_learning_curves(history, tmp_path / "curves.png"))
-    assert _is_png(plots.plot_learning_curves({"a": history, "b": history},
-                                              tmp_path / "curves2.png"))
-    with pytest.raises(ValueError, match="no numeric metric"):
-        plots.plot_learning_curves([{"epoch": 1, "lr": 0.1}], tmp_path / "none.png")
-    with pytest.raises(ValueError, match="list of dicts"):
-        plots.plot_learning_curves([], tmp_path / "empty.png")
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -4,8 +4,9 @@
   attention mechanism on scikit-learn's 8x8 digits (embedded) or a local CIFAR-10 folder.
 - :mod:`eegattn.baselines.language` - a causal transformer LM per mechanism on synthetic
   associative recall and selective copying, and byte-level perplexity on a text corpus.
-- :mod:`eegattn.baselines.plots` - PNG figures (learning curves, attention maps, inattention
-  masks and alphas, GSN-HydroCel-129 topomaps, temporal gates) used by the EEG runs as well.
+
+PNG figures (learning curves, attention maps, inattention masks and alphas) come from
+:mod:`eegattn.plots`, which the EEG runs use as well.
 
 Each run writes ``table.md``, ``results.json`` and PNG plots into a new run folder. This module
 imports only the standard library; the submodules import torch when they are imported.

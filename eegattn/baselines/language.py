@@ -46,8 +46,8 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.baselines import run_in_folder
-from eegattn.baselines.plots import plot_attention_maps, plot_bars, plot_learning_curves
 from eegattn.models.language import CausalTransformerLM
+from eegattn.plots import plot_attention_maps, plot_bars, plot_learning_curves
 from eegattn.utils.io import write_json_atomic, write_text_atomic
 
 __all__ = [

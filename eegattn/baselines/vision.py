@@ -35,13 +35,13 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.baselines import run_in_folder
-from eegattn.baselines.plots import (
+from eegattn.models.vision import build_vision_model
+from eegattn.plots import (
     plot_attention_maps,
     plot_bars,
     plot_inattention,
     plot_learning_curves,
 )
-from eegattn.models.vision import build_vision_model
 from eegattn.utils.io import write_json_atomic, write_text_atomic
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""PNG figures shared by the baselines and the EEG challenge runs.
+"""PNG figures shared by the baselines and the EEG challenge runs (``eegattn.training`` and
+``eegattn.baselines`` both draw through this module; it imports neither).
 
 Every function takes plain arrays (numpy arrays or torch tensors) or modules, writes one PNG to
 ``path`` and returns ``path`` as a :class:`~pathlib.Path`. The file is written under a temporary
@@ -13,6 +14,11 @@ canvas (no pyplot state, no display needed).
 - :func:`plot_channel_topomap` - one weight per GSN-HydroCel-129 channel on the scalp (MNE's
   standard montage ``"GSN-HydroCel-129"``: E1..E128 + Cz).
 - :func:`plot_temporal_gate` - a temporal gate over the window, in seconds.
+- :func:`plot_predictions` - predicted against true targets, with the identity line.
+- :func:`plot_gates` - every channel / temporal gate of a model after a forward pass.
+- :func:`plot_run` - the figures of a challenge run folder (learning curves, predictions,
+  gates); the run folder owns its files, so they are replaced if present.
+- :func:`plot_bars` - a bar per label.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegattn.data.montage import HBN_CHANNELS
 from eegattn.utils.io import atomic_path
 
 __all__ = [
@@ -30,13 +37,16 @@ __all__ = [
     "plot_attention_maps",
     "plot_bars",
     "plot_channel_topomap",
+    "plot_gates",
     "plot_inattention",
     "plot_learning_curves",
+    "plot_predictions",
+    "plot_run",
     "plot_temporal_gate",
 ]
 
 #: channel order of the HBN recordings (and of MNE's GSN-HydroCel-129 montage)
-HYDROCEL_CHANNELS: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129)) + ("Cz",)
+HYDROCEL_CHANNELS: tuple[str, ...] = HBN_CHANNELS
 _SPLITS = ("train", "valid", "test")
 #: history keys that are bookkeeping, not curves
 _NOT_CURVES = ("epoch", "step", "lr", "duration_s", "time_s")
@@ -425,3 +435,73 @@ def plot_bars(
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, target)
+
+
+# --------------------------------------------------------------------------- challenge runs
+
+
+def plot_predictions(y_true, y_pred, path, *, target: str = "target", title: str | None = None,
+                     force: bool = False) -> Path:
+    """Predicted against true targets (one dot per window) with the identity line."""
+    true, pred = _array(y_true, "y_true").reshape(-1), _array(y_pred, "y_pred").reshape(-1)
+    if true.shape != pred.shape or true.size == 0:
+        raise ValueError(f"y_true and y_pred need the same non-zero length, got {true.size} and "
+                         f"{pred.size}")
+    target_path = _target(path, force)
+    fig = _figure(4.0, 4.0)
+    ax = fig.subplots()
+    ax.scatter(true, pred, s=6, alpha=0.5)
+    lo, hi = float(true.min()), float(true.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel(f"true {target}")
+    ax.set_ylabel("predicted")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, target_path)
+
+
+def plot_gates(model, folder, sfreq: float, *, force: bool = False) -> list[str]:
+    """Draw every gate of ``model`` from its last forward pass into ``folder``.
+
+    A :class:`~eegattn.attention.ChannelAttention` over the 129 HBN channels becomes
+    ``channel_attention_topomap.png``, a :class:`~eegattn.attention.TemporalAttention`
+    ``temporal_gate.png`` (mean and spread over the batch). Returns the file names written
+    (none for a model without gates, or before its first forward pass).
+    """
+    from eegattn.attention.gates import ChannelAttention, TemporalAttention
+
+    folder = Path(folder)
+    written = []
+    for module in model.modules():
+        gate = getattr(module, "last_gate", None)
+        if gate is None:
+            continue
+        values = gate.detach().float().cpu().numpy()  # (b, channels) or (b, time)
+        if isinstance(module, ChannelAttention) and values.shape[-1] == len(HYDROCEL_CHANNELS):
+            name = "channel_attention_topomap.png"
+            plot_channel_topomap(values, folder / name, force=force)
+        elif isinstance(module, TemporalAttention):
+            name = "temporal_gate.png"
+            plot_temporal_gate(values, sfreq, folder / name, force=force)
+        else:
+            continue
+        written.append(name)
+    return written
+
+
+def plot_run(run_dir, history, y_true, y_pred, *, target: str, model=None,
+             sfreq: float | None = None) -> list[str]:
+    """The figures of a challenge run in ``run_dir``; returns the file names written.
+
+    ``learning_curves.png`` (train and validation loss per epoch from ``history``, the
+    estimator's ``history_``), ``pred_vs_true.png`` and, with ``model`` and ``sfreq``, the
+    model's gates (:func:`plot_gates`). Existing files of the run are replaced.
+    """
+    run_dir = Path(run_dir)
+    plot_learning_curves(history, run_dir / "learning_curves.png",
+                         keys=("train_loss", "valid_loss"), force=True)
+    plot_predictions(y_true, y_pred, run_dir / "pred_vs_true.png", target=target, force=True)
+    written = ["learning_curves.png", "pred_vs_true.png"]
+    if model is not None and sfreq is not None:
+        written += plot_gates(model, run_dir, sfreq, force=True)
+    return written
