@@ -9,18 +9,8 @@ import pytest
 
 from eegattn.data import hbn
 
-TINY = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0)
 CCD = "contrastChangeDetection"
 EXCLUDED_IN_TINY = "NDARBA381JGH"  # the tiny release (seed 3) holds this excluded subject
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_tiny"
-    make_release(root, **TINY)
-    return root
 
 
 @pytest.fixture

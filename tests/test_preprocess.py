@@ -3,6 +3,8 @@ recordings, filters, re-referencing, flat channels and the joblib parallel map."
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -17,29 +19,6 @@ from eegattn.data.preprocess import (
     preprocess_recording,
 )
 from eegattn.data.windows import WindowSpec, recording_windows
-
-TINY = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0)
-RAW500 = dict(n_subjects=2, seed=5, raw_like=True, trials_per_run=(6, 8), rest_seconds=12.0,
-              max_runs=1)
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_tiny"
-    make_release(root, **TINY)
-    return root
-
-
-@pytest.fixture(scope="session")
-def raw_root(tmp_path_factory):
-    """500 Hz recordings with line noise (not yet band-passed)."""
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_raw500"
-    make_release(root, **RAW500)
-    return root
 
 
 def _raw(n_channels=129, names=None, sfreq=100.0, n_times=1000, seed=0):
@@ -195,3 +174,93 @@ def test_parallel_equals_sequential(tiny_root):
 def test_map_recordings_keeps_order_with_threads():
     out = list(map_recordings(abs, [-3, 1, -2], n_jobs=2, backend="threading", progress=False))
     assert out == [3, 1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# A killed run leaves no worker processes behind
+# --------------------------------------------------------------------------------------------
+def _proc_table() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc)."""
+    import os
+
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        table[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return table
+
+
+def _descendants(pid: int) -> set[int]:
+    table, found, frontier = _proc_table(), set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _working_workers(pid: int) -> list[int]:
+    """The loky workers of ``pid`` that are past their start-up (numpy loaded: a task runs)."""
+    workers = []
+    for child in _descendants(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{child}/maps") as fh:
+                maps = fh.read()
+        except OSError:
+            continue
+        if b"LokyProcess" in cmdline and "_multiarray_umath" in maps:
+            workers.append(child)
+    return workers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_of_preprocess_leaves_no_workers(tiny_root, tmp_path):
+    """`kill -9` of `eegattn preprocess --n-jobs 2` while its workers run: every process it
+    started is gone within seconds (loky's workers used to live on, idle, for 5 minutes)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    # --l-freq makes each worker import MNE and braindecode (seconds), so the run is surely
+    # still going when the workers are killed mid-task.
+    cmd = [sys.executable, "-m", "eegattn", "preprocess", "--challenge", "1", "--root",
+           str(tiny_root), "--n-jobs", "2", "--l-freq", "1", "--no-progress",
+           "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(_working_workers(proc.pid)) < 2 and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "preprocessing ended before its workers were seen"
+        assert len(_working_workers(proc.pid)) == 2, "no two loky workers within 60 s"
+        started = _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_running(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = sorted(p for p in started if _running(p))
+        assert not alive, f"processes left behind by the killed run: {alive}"
+    finally:
+        for pid in [proc.pid, *started]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -44,13 +44,7 @@ SMALL_OPTIONS = {
     "lightweight_fast": {"conv_channels": (16, 32), "channel_reduction": 8, "head_hidden": (8,)},
     "eegnex": {"eegnex_options": {"filter_1": 4, "filter_2": 8}},
 }
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, above all on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def volts(batch: int, n_times: int = 200, seed: int = 0) -> torch.Tensor:

@@ -25,17 +25,6 @@ EEGDASH_COLUMNS = (
     "trial_start_onset", "trial_stop_onset", "stimulus_onset", "response_onset",
     "rt_from_stimulus", "rt_from_trialstart", "response_type", "correct",
 )  # fmt: skip
-TINY = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0)
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    """A tiny synthetic release shared by the data tests (never modified by them)."""
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_tiny"
-    make_release(root, **TINY)
-    return root
 
 
 def eegdash_trials(events: pd.DataFrame) -> pd.DataFrame:
