@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from scipy import sparse
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_predict, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
-from test_estimator import TinyEEG, make_data, one_thread, small  # noqa: F401 (fixture)
+from test_estimator import make_data, one_thread, small  # noqa: F401 (one_thread: fixture)
 
 from eegattn.data.windows import WindowSet
 from eegattn.training.estimator import EEGAttentionRegressor, SubjectLeakageWarning
@@ -243,6 +244,25 @@ def test_inputs_are_left_unchanged():
     for before, after in zip(copies, (X, y, groups, X64, y_list), strict=True):
         assert np.array_equal(before, after)
     assert X.dtype == np.float32 and X64.dtype == np.float64
+
+
+def test_input_conventions_of_scikit_learn_that_hold_for_windows():
+    X, y, groups = make_data()
+    boxed = X.astype(object)  # numbers boxed as objects (e.g. from pandas) are converted
+    est = small(max_epochs=1).fit(boxed, y, groups=groups)
+    assert np.array_equal(est.predict(boxed), est.predict(X))
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        small(max_epochs=1).fit(X, y[:, None], groups=groups)
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        small().fit(sparse.csr_array(X[:, 0]), y)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        small().fit(X.astype(np.complex64), y)
+    with pytest.raises(ValueError, match="requires y to be passed, but the target y is None"):
+        small().fit(X)
+    for empty in (X[:, :0], X[:, :, :0]):
+        with pytest.raises(ValueError, match="at least 1 channel and 1 sample"):
+            small().fit(empty, y, groups=groups)
+    assert est.predict(X[:0]).shape == (0,)
 
 
 def test_read_only_memory_maps(tmp_path):

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -223,6 +224,11 @@ def check_X(X, *, n_chans: int | None = None, min_times: int | None = None,
         )
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
         X = np.asarray(X)
+    if X.dtype == object:  # numbers boxed as objects (e.g. from pandas): convert them
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X must hold real numbers, got objects that are not: {exc}") from exc
     if np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: X must hold real numbers, got {X.dtype}")
     if X.dtype.kind not in "iuf":  # integers or floats; not bool, object, time or text
@@ -231,6 +237,10 @@ def check_X(X, *, n_chans: int | None = None, min_times: int | None = None,
         raise ValueError(
             f"X must have shape (n_windows, n_chans, n_times), got shape {tuple(X.shape)}; "
             "for one window use X[None]"
+        )
+    if 0 in X.shape[1:]:
+        raise ValueError(
+            f"X has shape {tuple(X.shape)}: windows need at least 1 channel and 1 sample"
         )
     if n_chans is not None and X.shape[1] != n_chans:
         raise ValueError(
@@ -261,12 +271,21 @@ _Y_MISSING = (
 )
 
 
-def check_y(y, n: int) -> np.ndarray:
-    """Validate targets: (n,) or (n, 1), finite; returned as float32 (n,)."""
+def check_y(y, n: int, *, warn_column: bool = False) -> np.ndarray:
+    """Validate targets: (n,) or (n, 1), finite; returned as float32 (n,).
+
+    ``warn_column``: a (n, 1) column gives scikit-learn's ``DataConversionWarning`` (as
+    ``fit`` does; the warning names the caller of the caller).
+    """
     if y is None:
         raise ValueError(_Y_MISSING)
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        if warn_column:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it was read as "
+                "y.ravel(): pass y with shape (n_windows,)", DataConversionWarning, stacklevel=3,
+            )
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"y must have shape (n_windows,), got {arr.shape}")
@@ -559,7 +578,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         n, n_chans, n_times = X.shape
         if n < 2:
             raise ValueError(f"fit needs at least 2 windows, got {n}")
-        y = check_y(y, n)
+        y = check_y(y, n, warn_column=True)
         crop = self.crop_n_times
         if crop is not None and crop > n_times:
             raise ValueError(
