@@ -4,26 +4,31 @@ Names exported here load lazily, so ``import eegattn`` (and ``eegattn --help``) 
 torch, mne, braindecode and eegdash are imported only when a name that needs them is used.
 """
 
-from eegattn._lazy import lazy_exports
+import lazy_loader
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_LAZY = {
-    "build_attention": "eegattn.attention",
-    "available_attention": "eegattn.attention",
-    "ChannelAttention": "eegattn.attention",
-    "TemporalAttention": "eegattn.attention",
-    "InattentionDropout": "eegattn.attention",
-    "StackedInattentionDropout": "eegattn.attention",
-    "EEGAttentionRegressor": "eegattn.training",
-    "nrmse": "eegattn.training",
-    "overall_score": "eegattn.training",
-    "build_model": "eegattn.models",
-    "available_models": "eegattn.models",
-}
+# submodule -> the names it exports, imported on first use. lazy_loader (as MNE) replaced the
+# hand-written PEP 562 helper at no cost: `eegattn --help` took 52.8 vs 51.4 ms (median of 60
+# runs each, interleaved; min 39.6 vs 38.5 ms), within the noise; importing lazy_loader
+# itself costs 0.1 ms more than the old helper (python -X importtime).
+__getattr__, _, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "attention": [
+            "build_attention",
+            "available_attention",
+            "ChannelAttention",
+            "TemporalAttention",
+            "InattentionDropout",
+            "StackedInattentionDropout",
+        ],
+        "training": ["EEGAttentionRegressor", "nrmse", "overall_score"],
+        "models": ["build_model", "available_models"],
+    },
+)
+__all__ = [*__all__, "__version__"]
 
-__all__ = sorted(_LAZY) + ["__version__"]
 
-
-__getattr__, __dir__ = lazy_exports('eegattn', _LAZY, globals())
+def __dir__():
+    return __all__

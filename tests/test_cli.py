@@ -66,7 +66,7 @@ def test_unknown_attribute_raises():
 
     import eegattn
 
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    with pytest.raises(AttributeError, match="(?i)no eegattn attribute nope"):
         eegattn.nope  # noqa: B018
 
 

@@ -14,19 +14,16 @@ imports only the standard library; the submodules import torch when they are imp
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 
-__all__ = [
-    "make_run_dir",
-    "run_language_baseline",
-    "run_vision_baseline",
-]
+import lazy_loader
 
-_LAZY = {
-    "run_vision_baseline": "eegattn.baselines.vision",
-    "run_language_baseline": "eegattn.baselines.language",
-}
+# the runners import torch: loaded on first use
+__getattr__, _, _lazy_names = lazy_loader.attach(
+    __name__,
+    submod_attrs={"vision": ["run_vision_baseline"], "language": ["run_language_baseline"]},
+)
+__all__ = ["make_run_dir", "run_in_folder", *_lazy_names]
 
 
 def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:
@@ -51,14 +48,6 @@ def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:
     return create_run_dir(out, name)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eegattn.baselines' has no attribute {name!r}")
-
-
 def run_in_folder(config, run_dir, body, log=print):
     """Shared prelude of the baseline runs: check ``config``, require an existing ``run_dir``,
     apply ``config.threads`` to torch for the run only, then ``body(config, run_dir, log)``."""
@@ -76,3 +65,7 @@ def run_in_folder(config, run_dir, body, log=print):
         return body(config, run_dir, log)
     finally:  # leave the caller's thread setting as it was
         torch.set_num_threads(previous_threads)
+
+
+def __dir__():
+    return __all__

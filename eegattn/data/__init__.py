@@ -7,24 +7,22 @@ Modules: ``synthetic`` (synthetic releases with planted truth and their oracle),
 Nothing heavy is imported here; the names below load their module on first use.
 """
 
-from eegattn._lazy import lazy_exports
+import lazy_loader
 
-# public name -> module that defines it
-_LAZY = {
-    "make_release": "eegattn.data.synthetic",
-    "oracle_predict": "eegattn.data.synthetic",
-    "load_truth": "eegattn.data.synthetic",
-    "default_cache_dir": "eegattn.data.synthetic",
-    "release_folder_name": "eegattn.data.synthetic",
-    "load_challenge_windows": "eegattn.data.cache",
-    "WindowSet": "eegattn.data.windows",
-    "ccd_trial_table": "eegattn.data.windows",
-    "open_releases": "eegattn.data.hbn",
-    "HBN_CHANNELS": "eegattn.data.montage",
-    "set_hydrocel_montage": "eegattn.data.montage",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_exports('eegattn.data', _LAZY, globals())
+# submodule -> the names it exports, imported on first use (lazy_loader)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "synthetic": [
+            "make_release",
+            "oracle_predict",
+            "load_truth",
+            "default_cache_dir",
+            "release_folder_name",
+        ],
+        "cache": ["load_challenge_windows"],
+        "windows": ["WindowSet", "ccd_trial_table"],
+        "hbn": ["open_releases"],
+        "montage": ["HBN_CHANNELS", "set_hydrocel_montage"],
+    },
+)

@@ -10,10 +10,13 @@ model is built or its class is accessed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import warnings
 from importlib import import_module
+
+import lazy_loader
 
 # name -> (module, class)
 _MODELS: dict[str, tuple[str, str]] = {
@@ -63,17 +66,23 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     ),
 }
 
-# public class / helper name -> module (loaded on first access)
-_LAZY = {cls: module for module, cls in _MODELS.values()} | {
-    # the sparse-attention entry's class names: the class itself and two preset builders
-    "LightweightResponseTimeCNNWithAttention": "eegattn.models.conv_attention",
-    "ImprovedResponseTimeCNNWithAttention": "eegattn.models.conv_attention",
-    "LightweightResponseTimeCNN": "eegattn.models.conv_attention",
-    "EEGInputNormalization": "eegattn.models.normalization",
-    "check_eeg_input": "eegattn.models.normalization",
-    "AttentionBlock": "eegattn.models.blocks",
-    "ConvStage": "eegattn.models.blocks",
-}
+# classes and helpers, loaded on first use (lazy_loader)
+_lazy_getattr, _, _lazy_names = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        # the one convolution + attention class; the sparse-attention entry's class names are
+        # the class itself and two preset builders
+        "conv_attention": [
+            "ConvAttentionRegressor",
+            "LightweightResponseTimeCNNWithAttention",
+            "ImprovedResponseTimeCNNWithAttention",
+            "LightweightResponseTimeCNN",
+        ],
+        "eegnex": ["NormalizedEEGNeX"],
+        "normalization": ["EEGInputNormalization", "check_eeg_input"],
+        "blocks": ["AttentionBlock", "ConvStage"],
+    },
+)
 
 _SIGNAL_ARGS = ("n_chans", "n_outputs", "n_times", "sfreq")
 
@@ -83,7 +92,7 @@ __all__ = [
     "model_class",
     "model_options",
     "preset",
-    *sorted(_LAZY),
+    *_lazy_names,
 ]
 
 
@@ -114,11 +123,17 @@ def model_class(name: str) -> type:
     return getattr(_import_quietly(module), cls)
 
 
-def _import_quietly(module: str):
+@contextlib.contextmanager
+def _quiet_braindecode_import():
     # braindecode 1.8's model zoo builds MNE montages at import time and MNE 1.13 warns
     # (FutureWarning, 'standard_1020' renamed) on every import: noise for our users.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message="Montage name")
+        yield
+
+
+def _import_quietly(module: str):
+    with _quiet_braindecode_import():
         return import_module(module)
 
 
@@ -170,11 +185,8 @@ def build_model(
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(_import_quietly(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eegattn.models' has no attribute {name!r}")
+    with _quiet_braindecode_import():  # the classes import braindecode
+        return _lazy_getattr(name)
 
 
 def __dir__():

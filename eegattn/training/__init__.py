@@ -5,30 +5,24 @@ Names load lazily so that ``import eegattn.training`` stays light (torch is impo
 a name that needs it is used).
 """
 
-from eegattn._lazy import lazy_exports
+import lazy_loader
 
-_LAZY = {
-    "EEGAttentionRegressor": "eegattn.training.estimator",
-    "nrmse": "eegattn.training.metrics",
-    "overall_score": "eegattn.training.metrics",
-    "nrmse_scorer": "eegattn.training.metrics",
-    "mean_predictor_nrmse": "eegattn.training.metrics",
-    "SubjectSplit": "eegattn.training.splits",
-    "subject_split": "eegattn.training.splits",
-    "train_valid_split": "eegattn.training.splits",
-    "apply_subject_split": "eegattn.training.splits",
-    "subject_kfold": "eegattn.training.splits",
-    "check_disjoint_subjects": "eegattn.training.splits",
-    "create_run_dir": "eegattn.training.runs",
-    "save_run": "eegattn.training.runs",
-    "load_run": "eegattn.training.runs",
-    "TrainingLoop": "eegattn.training.loop",
-    "init_distributed": "eegattn.training.distributed",
-    "run_challenge": "eegattn.training.pipeline",
-    "resume_challenge": "eegattn.training.pipeline",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_exports('eegattn.training', _LAZY, globals())
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "estimator": ["EEGAttentionRegressor"],
+        "metrics": ["nrmse", "overall_score", "nrmse_scorer", "mean_predictor_nrmse"],
+        "splits": [
+            "SubjectSplit",
+            "subject_split",
+            "train_valid_split",
+            "apply_subject_split",
+            "subject_kfold",
+            "check_disjoint_subjects",
+        ],
+        "runs": ["create_run_dir", "save_run", "load_run"],
+        "loop": ["TrainingLoop"],
+        "distributed": ["init_distributed"],
+        "pipeline": ["run_challenge", "resume_challenge"],
+    },
+)
