@@ -24,14 +24,7 @@ from eegattn.training.estimator import (
 from eegattn.training.metrics import nrmse, nrmse_scorer
 from eegattn.training.splits import subject_kfold
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP waits cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class TinyEEG(nn.Module):

@@ -25,12 +25,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
-from test_estimator import make_data, one_thread, small  # noqa: F401 (one_thread: fixture)
+from test_estimator import make_data, small
 
 from eegattn.data.windows import WindowSet
 from eegattn.training.estimator import EEGAttentionRegressor, SubjectLeakageWarning
 from eegattn.training.metrics import nrmse_scorer
 from eegattn.training.splits import subject_kfold
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 SKLEARN_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
 
