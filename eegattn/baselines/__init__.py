@@ -14,6 +14,7 @@ imports only the standard library; the submodules import torch when they are imp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lazy_loader
@@ -23,7 +24,7 @@ __getattr__, _, _lazy_names = lazy_loader.attach(
     __name__,
     submod_attrs={"vision": ["run_vision_baseline"], "language": ["run_language_baseline"]},
 )
-__all__ = ["make_run_dir", "run_in_folder", *_lazy_names]
+__all__ = ["make_run_dir", "run_environment", "run_in_folder", *_lazy_names]
 
 
 def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:
@@ -46,6 +47,16 @@ def make_run_dir(out="runs", name: str = "baseline", run_dir=None) -> Path:
     from eegattn.training.runs import create_run_dir
 
     return create_run_dir(out, name)
+
+
+def run_environment(device: str) -> dict:
+    """Versions and threads a baseline ran with (the ``environment`` entry of results.json)."""
+    import platform
+
+    import torch
+
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "device": device}
 
 
 def run_in_folder(config, run_dir, body, log=print):

@@ -33,8 +33,6 @@ the peak allocated memory).
 from __future__ import annotations
 
 import math
-import os
-import platform
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegattn.baselines import run_in_folder
+from eegattn.baselines import run_environment, run_in_folder
 from eegattn.models.language import CausalTransformerLM
 from eegattn.plots import plot_attention_maps, plot_bars, plot_learning_curves
 from eegattn.utils.io import write_json_atomic, write_text_atomic
@@ -634,9 +632,7 @@ def _run_language_baseline(config, run_dir: Path, log: Callable[[str], None]) ->
         "kind": "language",
         "config": asdict(config),
         "tasks": {name: _task_info(name, task) for name, task in tasks.items()},
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                        "device": config.device},
+        "environment": run_environment(config.device),
         "mechanisms": {},
     }
     held_out = {name: {split: _held_out(task, split, config.eval_size)

@@ -21,9 +21,7 @@ set, which overstates the result. Time per epoch counts training only (no evalua
 
 from __future__ import annotations
 
-import os
 import pickle
-import platform
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eegattn.baselines import run_in_folder
+from eegattn.baselines import run_environment, run_in_folder
 from eegattn.models.vision import build_vision_model
 from eegattn.plots import (
     plot_attention_maps,
@@ -594,11 +592,7 @@ def _run_vision_baseline(config, run_dir: Path, log: Callable[[str], None]) -> d
         "data": {"name": data.name, "description": data.description, "sizes": data.sizes(),
                  "image_size": list(data.image_size), "in_channels": data.in_channels,
                  "n_classes": data.n_classes},
-        "environment": {
-            "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "device": config.device,
-        },
+        "environment": run_environment(config.device),
         "models": {},
     }
     final_models: dict[str, nn.Module] = {}

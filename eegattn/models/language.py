@@ -25,14 +25,14 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.attention import build_attention
-from eegattn.attention.base import check_positive_int
 from eegattn.attention.dropout import Dropout
-from eegattn.models.vision import TransformerBlock, attention_options_for
+from eegattn.models.vision import AttentionStoreMixin, TransformerBlock, attention_options_for
+from eegattn.utils.check import check_positive_int
 
 __all__ = ["CausalTransformerLM"]
 
 
-class CausalTransformerLM(nn.Module):
+class CausalTransformerLM(AttentionStoreMixin, nn.Module):
     """Decoder-only transformer LM.
 
     Parameters
@@ -75,10 +75,10 @@ class CausalTransformerLM(nn.Module):
         token_shift: bool = True,
     ) -> None:
         super().__init__()
-        check_positive_int("vocab_size", vocab_size)
-        check_positive_int("max_len", max_len)
-        check_positive_int("depth", depth)
-        check_positive_int("mlp_ratio", mlp_ratio)
+        check_positive_int(vocab_size, "vocab_size")
+        check_positive_int(max_len, "max_len")
+        check_positive_int(depth, "depth")
+        check_positive_int(mlp_ratio, "mlp_ratio")
         self.vocab_size = vocab_size
         self.max_len = max_len
         self.attention_name = attention
@@ -100,17 +100,6 @@ class CausalTransformerLM(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
         self.head.weight = self.token_embed.weight  # tied
-
-    def attention_modules(self) -> list[nn.Module]:
-        """The attention module of each block, first to last."""
-        return [block.attention for block in self.blocks]
-
-    def store_attention(self, flag: bool = True) -> None:
-        """Keep (``True``) or stop keeping each block's last attention weights (b, h, n, n)."""
-        for module in self.attention_modules():
-            module.store_attention = bool(flag)
-            if not flag:
-                module.last_attention = None
 
     def forward(self, tokens: Tensor) -> Tensor:
         if not isinstance(tokens, Tensor) or tokens.dim() != 2:

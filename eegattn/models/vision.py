@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.attention import InattentionDropout, StackedInattentionDropout, build_attention
-from eegattn.attention.base import check_positive_int
 from eegattn.attention.dropout import Dropout
+from eegattn.utils.check import check_positive_int
 
 __all__ = [
     "VISION_MODELS",
@@ -80,7 +80,7 @@ def _image_size(image_size) -> tuple[int, int]:
     if len(size) != 2:
         raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
     for s in size:
-        check_positive_int("image_size", s)
+        check_positive_int(s, "image_size")
     return size
 
 
@@ -126,9 +126,9 @@ class SeedCNN(nn.Module):
         inattention_options: dict | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("n_classes", n_classes)
-        check_positive_int("hidden", hidden)
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
+        check_positive_int(hidden, "hidden")
         self.image_size = _image_size(image_size)
         if any(s % 4 for s in self.image_size):
             raise ValueError(
@@ -137,7 +137,7 @@ class SeedCNN(nn.Module):
             )
         if len(widths) != 3:
             raise ValueError(f"widths must hold three convolution widths, got {widths!r}")
-        w1, w2, w3 = (check_positive_int("widths", w) for w in widths)
+        w1, w2, w3 = (check_positive_int(w, "widths") for w in widths)
         self.in_channels = in_channels
         self.inattention_enabled = bool(inattention)
         self.conv1 = nn.Conv2d(in_channels, w1, 3, padding=1)
@@ -197,7 +197,23 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class VisionTransformer(nn.Module):
+class AttentionStoreMixin:
+    """``attention_modules()`` and ``store_attention()`` for models whose ``blocks`` are
+    :class:`TransformerBlock` s (the ViT here, the causal LM in ``models/language.py``)."""
+
+    def attention_modules(self) -> list[nn.Module]:
+        """The attention module of each block, first to last."""
+        return [block.attention for block in self.blocks]
+
+    def store_attention(self, flag: bool = True) -> None:
+        """Keep (``True``) or stop keeping each block's last attention weights (b, h, n, m)."""
+        for module in self.attention_modules():
+            module.store_attention = bool(flag)
+            if not flag:
+                module.last_attention = None
+
+
+class VisionTransformer(AttentionStoreMixin, nn.Module):
     """A small ViT whose attention is any registry mechanism.
 
     Parameters
@@ -240,17 +256,17 @@ class VisionTransformer(nn.Module):
         pool: str = "mean",
     ) -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("n_classes", n_classes)
-        check_positive_int("depth", depth)
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
+        check_positive_int(depth, "depth")
         if pool not in ("mean", "cls"):
             raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
         self.pool = pool
-        check_positive_int("mlp_ratio", mlp_ratio)
+        check_positive_int(mlp_ratio, "mlp_ratio")
         self.image_size = _image_size(image_size)
         if patch_size is None:
             patch_size = 2 if max(self.image_size) <= 16 else 4
-        check_positive_int("patch_size", patch_size)
+        check_positive_int(patch_size, "patch_size")
         if any(s % patch_size for s in self.image_size):
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by patch_size={patch_size}; "
@@ -273,17 +289,6 @@ class VisionTransformer(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, n_classes)
-
-    def attention_modules(self) -> list[nn.Module]:
-        """The attention module of each block, first to last."""
-        return [block.attention for block in self.blocks]
-
-    def store_attention(self, flag: bool = True) -> None:
-        """Keep (``True``) or stop keeping each block's last attention weights (b, h, n, m)."""
-        for module in self.attention_modules():
-            module.store_attention = bool(flag)
-            if not flag:
-                module.last_attention = None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image_input(x, self.in_channels, self.image_size, type(self).__name__)
