@@ -648,7 +648,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             bias_initialized = bool(self.init_output_bias) and init_output_bias(
                 module, float(np.mean(y[train_idx], dtype=np.float64))
             )
-            if split_kind == "window" and self.early_stopping:  # the model built: warn, train
+            if split_kind == "window" and self.early_stopping and dist.is_main:
                 warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=2)
             module.to(device)
             if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
