@@ -52,7 +52,7 @@ def _args(release, runs, *extra):
     (["--run-name", "../escape"], "run name '../escape'"),
     (["--subjects", "3", "--root", None], "too few"),
     (["--test-fraction", "1.5"], "test_fraction must be in (0, 1)"),
-    (["--epochs", "0"], "max_epochs must be a positive integer"),
+    (["--epochs", "0"], "'max_epochs' parameter. It must be a positive integer"),
 ])
 def test_bad_option_fails_with_one_line_and_writes_nothing(extra, message, tmp_path, capsys):
     cache, runs = tmp_path / "cache", tmp_path / "runs"

@@ -10,7 +10,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "estimator": ["EEGAttentionRegressor"],
+        "estimator": ["EEGAttentionRegressor", "SubjectLeakageWarning"],
         "metrics": ["nrmse", "overall_score", "nrmse_scorer", "mean_predictor_nrmse"],
         "splits": [
             "SubjectSplit",
