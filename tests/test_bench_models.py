@@ -1,4 +1,5 @@
-"""bench/models.py helpers: model specs, paired speed analysis and target checks (no timing)."""
+"""bench/models.py (and its parts bench/_models_*.py): model specs, paired speed analysis and
+target checks (no timing)."""
 
 import importlib.util
 import sys
@@ -41,7 +42,9 @@ def test_model_specs(bench):
 def test_every_benchmarked_model_is_in_the_registry(bench):
     from eegattn.models import available_models
 
-    for name in {*bench.PROJECT_MODELS, *bench.NRMSE_MODELS}:
+    import _models_spec  # bench/ is on sys.path while the fixture is active
+
+    for name in {*_models_spec.PROJECT_MODELS, *bench.NRMSE_MODELS}:
         assert bench.model_spec(name)[0] in available_models()
 
 

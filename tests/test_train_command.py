@@ -79,7 +79,7 @@ def test_bad_model_options_json_is_one_line(tmp_path, capsys):
         main(["train", "--challenge", "1", "--model-options", "{bad"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "--model-options: not valid JSON" in err
+    assert "'--model-options' parameter. It must be a JSON object" in err
 
 
 def test_resume_refuses_other_options_and_finished_runs(release, tmp_path, capsys):

@@ -12,17 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from eegattn.utils.check import check_positive_int
 
 
 def check_heads(dim: int, heads: int) -> int:
     """Validate ``dim`` and ``heads`` and return the per-head width ``dim // heads``."""
-    check_positive_int("dim", dim)
-    check_positive_int("heads", heads)
+    check_positive_int(dim, "dim")
+    check_positive_int(heads, "heads")
     if dim % heads:
         raise ValueError(
             f"dim={dim} is not divisible by heads={heads}; choose heads among the divisors "

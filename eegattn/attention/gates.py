@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eegattn.attention.base import check_positive_int
+from eegattn.utils.check import check_positive_int
 
 
 def _check_signal(x: Tensor, channels: int | None, who: str) -> None:
@@ -53,8 +53,8 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction_ratio: int = 16) -> None:
         super().__init__()
-        check_positive_int("channels", channels)
-        check_positive_int("reduction_ratio", reduction_ratio)
+        check_positive_int(channels, "channels")
+        check_positive_int(reduction_ratio, "reduction_ratio")
         hidden = channels // reduction_ratio
         if hidden < 1:
             raise ValueError(
@@ -100,7 +100,7 @@ class TemporalAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        check_positive_int("kernel_size", kernel_size)
+        check_positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd so the gate keeps the input length, got {kernel_size}; "

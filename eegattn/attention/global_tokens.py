@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.base import masked_softmax
 from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.local import BandLayout, band_scores, band_values, check_window
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
+from eegattn.utils.check import check_positive_int
 
 
 @register_attention("global")
@@ -76,7 +77,7 @@ class GlobalTokenAttention(ProjectedAttention):
         super().__init__(dim, heads, causal=causal, dropout=dropout)
         self.window = check_window(window)
         self.block_size = check_positive_int(
-            "block_size", max(window, 16) if block_size is None else block_size
+            max(window, 16) if block_size is None else block_size, "block_size"
         )
         if global_indices is not None and num_global is not None:
             raise ValueError(
@@ -88,7 +89,7 @@ class GlobalTokenAttention(ProjectedAttention):
             self.global_indices = _check_indices(global_indices)
             self.global_tokens = None
         else:
-            count = check_positive_int("num_global", 1 if num_global is None else num_global)
+            count = check_positive_int(1 if num_global is None else num_global, "num_global")
             self.global_tokens = nn.Parameter(torch.randn(count, dim) * 0.02)
 
     def extra_repr(self) -> str:
@@ -228,7 +229,7 @@ def _check_indices(global_indices) -> tuple[int, ...]:
             f"global_indices must be an int or a sequence of ints, not {global_indices}"
         )
     if isinstance(global_indices, int):
-        return tuple(range(check_positive_int("global_indices", global_indices)))
+        return tuple(range(check_positive_int(global_indices, "global_indices")))
     indices = tuple(global_indices)
     if not indices or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
         raise ValueError(

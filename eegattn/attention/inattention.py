@@ -50,7 +50,7 @@ from numbers import Real
 import torch
 from torch import Tensor, nn
 
-from eegattn.attention.base import check_positive_int
+from eegattn.utils.check import check_positive_int
 
 MODES = ("relaxed", "faithful")
 #: Old mode names that still work: ``"seed"`` was the first name of ``"faithful"``.
@@ -128,7 +128,7 @@ class InattentionDropout(nn.Module):
         spatial_dims: int = 1,
     ) -> None:
         super().__init__()
-        check_positive_int("channels", channels)
+        check_positive_int(channels, "channels")
         self.dropout_prob = _check_prob(dropout_prob)
         if isinstance(num_stacks, bool) or not isinstance(num_stacks, int) or num_stacks < 1:
             raise ValueError(f"num_stacks must be an integer >= 1, got {num_stacks!r}")

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eegattn.attention.base import check_positive_int
 from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
+from eegattn.utils.check import check_positive_int
 
 FEATURE_MAPS: dict[str, Callable[[Tensor], Tensor]] = {
     "elu": lambda t: F.elu(t) + 1.0,
@@ -109,7 +109,7 @@ class LinearAttention(ProjectedAttention):
         else:
             raise ValueError(f"feature_map must be a name or a callable, got {feature_map!r}")
         self.feature_map_name = feature_map if isinstance(feature_map, str) else "custom"
-        self.chunk_size = check_positive_int("chunk_size", chunk_size)
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
 
     def extra_repr(self) -> str:
         return (

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.base import masked_softmax
 from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
+from eegattn.utils.check import check_positive_int
 
 
 def check_window(window) -> int:
@@ -178,7 +179,7 @@ class LocalAttention(ProjectedAttention):
         super().__init__(dim, heads, causal=causal, dropout=dropout)
         self.window = check_window(window)
         self.block_size = check_positive_int(
-            "block_size", max(window, 16) if block_size is None else block_size
+            max(window, 16) if block_size is None else block_size, "block_size"
         )
 
     def extra_repr(self) -> str:

@@ -22,10 +22,11 @@ import torch.nn.functional as functional
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from eegattn.attention.base import check_positive_int, masked_softmax
+from eegattn.attention.base import masked_softmax
 from eegattn.attention.dropout import apply_dropout
 from eegattn.attention.registry import register_attention
 from eegattn.attention.standard import ProjectedAttention
+from eegattn.utils.check import check_positive_int
 
 IMPLEMENTATIONS = ("chunked", "naive")
 
@@ -84,7 +85,7 @@ class NeuralAttention(ProjectedAttention):
                 f"unknown implementation {implementation!r}; choose one of {IMPLEMENTATIONS}"
             )
         if chunk_size is not None:
-            check_positive_int("chunk_size", chunk_size)
+            check_positive_int(chunk_size, "chunk_size")
         self.projection_dim = proj
         self.implementation = implementation
         self.chunk_size = chunk_size

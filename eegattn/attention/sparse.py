@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from eegattn.attention import base
 from eegattn.attention.dropout import Dropout
 from eegattn.attention.registry import register_attention
+from eegattn.utils.check import check_positive_int
 
 
 def group_layout(perm: Tensor, num_groups: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -124,13 +125,13 @@ class SparseTokenAttention(base.SequenceAttention):
         dim = dim if dim is not None else hidden_size
         if dim is None:
             raise ValueError("SparseTokenAttention needs dim (or its alias hidden_size)")
-        base.check_positive_int("dim", dim)
+        check_positive_int(dim, "dim")
         if isinstance(scale_factor, bool) or not isinstance(scale_factor, int | float):
             raise ValueError(f"scale_factor must be a number > 0, got {scale_factor!r}")
         if not 0 < scale_factor < math.inf:
             raise ValueError(f"scale_factor must be > 0 (e.g. 0.5), got {scale_factor!r}")
         if num_heads is not None:
-            base.check_positive_int("num_heads", num_heads)
+            check_positive_int(num_heads, "num_heads")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.dim = dim

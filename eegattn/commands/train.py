@@ -4,7 +4,6 @@
 Data-parallel: ``torchrun --nproc-per-node N -m eegattn train ...`` (the same options).
 """
 
-import json
 
 HELP = "train and evaluate a model on challenge 1 or 2 (synthetic release by default)"
 
@@ -65,14 +64,12 @@ _RESUMABLE = {"resume", "device", "n_jobs", "quiet", "challenge", "_run", "comma
 def _json_object(text):
     import argparse
 
+    from eegattn.utils.check import InvalidParameterError, parse_json_object
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(
-            f"not valid JSON ({err}); e.g. '{{\"dropout\": 0.2}}'") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
+        return parse_json_object(text, "--model-options")
+    except InvalidParameterError as err:  # argparse prints it as one usage error
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def run(args):
