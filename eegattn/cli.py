@@ -9,7 +9,9 @@ that ``eegattn --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from importlib import import_module
 
 # Order is the order shown in --help.
@@ -21,6 +23,7 @@ COMMANDS = (
     "package",
     "validate_submission",
     "baseline",
+    "cache",
 )
 
 
@@ -48,13 +51,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_guarded(prog: str, run, args: argparse.Namespace) -> int:
-    """Call ``run(args)``; expected user errors print one line (no traceback), exit code 2."""
+def format_warning_line(message) -> str:
+    """``eegattn: warning: <message>`` on one line (no source path, no code line)."""
+    text = " ".join(str(message).split())
+    return f"eegattn: warning: {text}\n"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    stream = sys.stderr if file is None else file
+    if stream is None:  # pythonw: no console
+        return
     try:
-        return int(run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+        stream.write(format_warning_line(message))
+    except OSError:  # a closed pipe must not turn a warning into a crash
+        pass
+
+
+@contextlib.contextmanager
+def clean_warnings():
+    """While the CLI runs, warnings print as one line, ``eegattn: warning: <message>``.
+
+    Python's default shows ``path/to/module.py:123: Category: message`` and then the code line,
+    which tells a user of the command line nothing. Only the display changes (the filters stay
+    as they are), and only inside the CLI: importing eegattn leaves ``warnings`` alone.
+    """
+    saved_show, saved_format = warnings.showwarning, warnings.formatwarning
+    warnings.showwarning = _show_warning
+    warnings.formatwarning = lambda message, *a, **k: format_warning_line(message)
+    try:
+        yield
+    finally:
+        warnings.showwarning, warnings.formatwarning = saved_show, saved_format
+
+
+def run_guarded(prog: str, run, args: argparse.Namespace) -> int:
+    """Call ``run(args)``; expected user errors print one line (no traceback), exit code 2;
+    warnings print as one line each (``clean_warnings``)."""
+    with clean_warnings():
+        try:
+            return int(run(args) or 0)
+        except (ValueError, FileNotFoundError, FileExistsError) as err:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            return 2
 
 
 def script_main(command: str, description: str, argv: list[str] | None = None,

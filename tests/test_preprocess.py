@@ -232,7 +232,8 @@ def _working_workers(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_preprocess_leaves_no_workers(tiny_root, tmp_path):
     """`kill -9` of `eegattn preprocess --n-jobs 2` while its workers run: every process it
-    started is gone within seconds (loky's workers used to live on, idle, for 5 minutes)."""
+    started is gone within seconds (loky's workers used to live on, idle, for 5 minutes), and
+    its half-built entry is listed as a leftover."""
     import os
     import signal
     import subprocess
@@ -260,6 +261,10 @@ def test_sigkill_of_preprocess_leaves_no_workers(tiny_root, tmp_path):
             time.sleep(0.05)
         alive = sorted(p for p in started if _running(p))
         assert not alive, f"processes left behind by the killed run: {alive}"
+        # what it was writing is a leftover for `eegattn cache --clean` (its lock died too)
+        from eegattn.data.cache import scan_cache
+
+        assert [item.state for item in scan_cache(tmp_path / "cache")] == ["leftover"]
     finally:
         for pid in [proc.pid, *started]:
             if _running(pid):

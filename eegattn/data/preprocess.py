@@ -231,8 +231,9 @@ def _in_channel_order(data: np.ndarray, names, expected, where) -> np.ndarray:
     return data[[position[name] for name in expected]]
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer of the local process pools: the worker dies with ``parent_pid``.
+def _exit_with_parent(parent_pid: int, show_warning: Callable | None = None) -> None:
+    """Worker initializer of the local process pools: the worker dies with ``parent_pid``
+    (and displays warnings with ``show_warning`` when given: the CLI's one-line format).
 
     Why: joblib's loky workers (and multiprocessing's) only notice a dead parent after their
     idle time-out (5 minutes) or never, so ``kill -9`` of ``eegattn preprocess --n-jobs N``
@@ -256,6 +257,10 @@ def _exit_with_parent(parent_pid: int) -> None:
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if show_warning is not None:
+        import warnings
+
+        warnings.showwarning = show_warning
     armed = False
     if sys.platform.startswith("linux"):
         try:
@@ -314,6 +319,7 @@ def map_recordings(
     by SIGKILL (``_exit_with_parent``), so a killed run leaves no workers behind.
     """
     import os
+    import warnings
 
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -324,7 +330,10 @@ def map_recordings(
                          f"{n_jobs!r}")
     worker_options = {}
     if _is_local_process_pool(backend):
-        worker_options = dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
+        # the command line's one-line warnings (eegattn.cli.clean_warnings) hold in workers too
+        show = warnings.showwarning
+        show = show if getattr(show, "__module__", None) == "eegattn.cli" else None
+        worker_options = dict(initializer=_exit_with_parent, initargs=(os.getpid(), show))
     parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator",
                         **worker_options)
     results = parallel(delayed(function)(item) for item in items)
