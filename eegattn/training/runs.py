@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import re
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -314,12 +315,18 @@ def load_run(run_dir, *, device: str = "cpu"):
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} not found; the run folder is incomplete")
     dev = resolve_device(device)
+    # One line for a damaged file: torch's own message is a paragraph about weights_only and
+    # trusted sources, which is no use here (eegattn only ever writes plain state dicts).
+    damaged = (f"{WEIGHTS_NAME} in {run_dir} cannot be read: it is not a PyTorch state dict "
+               "(damaged or not written by eegattn); re-train or restore the run folder")
     try:
-        state = torch.load(weights_path, map_location=dev, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4" before failing
+            warnings.simplefilter("ignore")
+            state = torch.load(weights_path, map_location=dev, weights_only=True)
     except Exception as exc:  # damaged zip, truncated file, pickled objects
-        raise ValueError(f"{weights_path} cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(damaged) from exc
     if not isinstance(state, dict):
-        raise ValueError(f"{weights_path} does not hold a state_dict")
+        raise ValueError(damaged)
     model = instantiate_model(
         config["model"], config.get("model_options") or {}, n_chans=int(config["n_chans"]),
         n_times=int(config["n_times"]), sfreq=float(config["sfreq"]),
