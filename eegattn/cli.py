@@ -86,13 +86,17 @@ def clean_warnings():
 
 def run_guarded(prog: str, run, args: argparse.Namespace) -> int:
     """Call ``run(args)``; expected user errors print one line (no traceback), exit code 2;
-    warnings print as one line each (``clean_warnings``)."""
+    Ctrl-C prints one line, exit code 130; warnings print as one line each
+    (``clean_warnings``)."""
     with clean_warnings():
         try:
             return int(run(args) or 0)
         except (ValueError, FileNotFoundError, FileExistsError) as err:
             print(f"{prog}: error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # the command has cleaned up on its way out
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
 
 
 def script_main(command: str, description: str, argv: list[str] | None = None,

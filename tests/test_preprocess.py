@@ -214,7 +214,8 @@ def _running(pid: int) -> bool:
 
 
 def _working_workers(pid: int) -> list[int]:
-    """The loky workers of ``pid`` that are past their start-up (numpy loaded: a task runs)."""
+    """The loky workers of ``pid`` that run a task: SciPy is loaded (by MNE, which the tasks
+    import with --l-freq; joblib's own start-up loads NumPy but not SciPy)."""
     workers = []
     for child in _descendants(pid):
         try:
@@ -224,7 +225,7 @@ def _working_workers(pid: int) -> list[int]:
                 maps = fh.read()
         except OSError:
             continue
-        if b"LokyProcess" in cmdline and "_multiarray_umath" in maps:
+        if b"LokyProcess" in cmdline and "/scipy/" in maps:
             workers.append(child)
     return workers
 
@@ -265,6 +266,43 @@ def test_sigkill_of_preprocess_leaves_no_workers(tiny_root, tmp_path):
         from eegattn.data.cache import scan_cache
 
         assert [item.state for item in scan_cache(tmp_path / "cache")] == ["leftover"]
+    finally:
+        for pid in [proc.pid, *started]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_of_preprocess_is_one_line_and_leaves_nothing(tiny_root, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the workers
+    run: one line on stderr, exit code 130, no worker left, no half-built entry."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    cmd = [sys.executable, "-m", "eegattn", "preprocess", "--challenge", "1", "--root",
+           str(tiny_root), "--n-jobs", "2", "--l-freq", "1", "--no-progress",
+           "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    started = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(_working_workers(proc.pid)) < 2 and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None and len(_working_workers(proc.pid)) == 2
+        started = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert err == "eegattn preprocess: interrupted\n"
+        deadline = time.monotonic() + 5
+        while any(_running(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in started if _running(p)]
+        assert list((tmp_path / "cache").iterdir()) == []
     finally:
         for pid in [proc.pid, *started]:
             if _running(pid):
