@@ -26,8 +26,9 @@ windows and state, and the temporary folders that killed runs left behind.
 
 States: ok; damaged (a file does not match the entry's manifest: truncated, edited or zeroed;
 loading it rebuilds it); stale (it can never be used again: made by another cache format,
-windows code or MNE version, or its recordings changed or are gone); leftover (the temporary
-folder of a killed run); in use (a run is building it right now).
+windows code or MNE version, or recordings it was built from changed or were deleted; a data
+folder that is missing altogether counts as moved, not stale); leftover (the temporary folder
+of a killed run); in use (a run is building it right now).
 
 --clean removes leftovers, damaged and stale entries; --remove KEY removes the entries you name.
 Both only show what they would remove until you add --yes. Nothing else in the folder is
