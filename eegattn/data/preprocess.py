@@ -157,21 +157,22 @@ def build_preprocessors(config: PreprocessConfig, sfreq_in: float) -> list:
     from braindecode.preprocessing import Preprocessor
 
     check_filter_settings(config, sfreq_in)
+
+    def mne_step(method: str, **kwargs):
+        # an MNE Raw method by name; apply_on_array=False said outright, or braindecode warns
+        # (and corrects it) on every recording
+        return Preprocessor(method, apply_on_array=False, verbose="error", **kwargs)
+
     chain = [Preprocessor(check_channels, apply_on_array=False, expected=config.channels)]
     if config.notch:
-        chain.append(Preprocessor("notch_filter", freqs=list(config.notch), verbose="error"))
+        chain.append(mne_step("notch_filter", freqs=list(config.notch)))
     if config.l_freq is not None or config.h_freq is not None:
-        chain.append(
-            Preprocessor("filter", l_freq=config.l_freq, h_freq=config.h_freq, verbose="error")
-        )
+        chain.append(mne_step("filter", l_freq=config.l_freq, h_freq=config.h_freq))
     if not np.isclose(sfreq_in, config.sfreq):
-        chain.append(Preprocessor("resample", sfreq=config.sfreq, verbose="error"))
+        chain.append(mne_step("resample", sfreq=config.sfreq))
     if config.reference is not None:
         ref = "average" if config.reference == "average" else [config.reference]
-        chain.append(
-            Preprocessor("set_eeg_reference", ref_channels=ref, projection=False,
-                         verbose="error")
-        )
+        chain.append(mne_step("set_eeg_reference", ref_channels=ref, projection=False))
     return chain
 
 
