@@ -40,9 +40,9 @@ def test_model_specs(bench):
 
 
 def test_every_benchmarked_model_is_in_the_registry(bench):
-    from eegattn.models import available_models
-
     import _models_spec  # bench/ is on sys.path while the fixture is active
+
+    from eegattn.models import available_models
 
     for name in {*_models_spec.PROJECT_MODELS, *bench.NRMSE_MODELS}:
         assert bench.model_spec(name)[0] in available_models()
