@@ -45,6 +45,7 @@ from eegattn.models.blocks import (
     int_tuple,
     stage_length,
 )
+from eegattn.models.heads import TimeHead, check_head
 from eegattn.models.normalization import (
     MICROVOLTS_PER_VOLT,
     EEGInputNormalization,
@@ -128,6 +129,12 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
             the flattened vector joins the pooled one, so the head sees *when* things happen
             (see ``PositionReadout``).
         head_hidden: hidden widths of the regression head.
+        head: ``"regression"`` (pooling + MLP, the entry's), ``"softargmax"`` or
+            ``"distribution"``: a latency read off the time tokens (:mod:`eegattn.models.heads`;
+            ``pooling``, ``position_readout`` and ``head_hidden`` then go unused).
+        head_options: ``time_origin`` (seconds from the stimulus to the first sample, 0.5),
+            and for ``"distribution"`` ``sigma`` (0.1 s) and ``loss`` (``"ce"`` or
+            ``"wasserstein"``).
         activation: activation of the convolution stages, ``"relu"``, ``"gelu"`` or ``"elu"``.
         positional: None (as the entry: attention and pooling blind to time order) or
             ``"sinusoidal"`` (fixed position codes before the attention blocks, no parameters).
@@ -170,6 +177,8 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
         pooling: str = "avg",
         position_readout: int = 0,
         head_hidden: Sequence[int] = (128, 32),
+        head: str = "regression",
+        head_options: dict | None = None,
         activation: str = "relu",
         positional: str | None = None,
         input_scale: float = MICROVOLTS_PER_VOLT,
@@ -217,6 +226,10 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
         check_option("positional", positional, (None, "none", "sinusoidal"),
                      fix="None or 'none' adds no position codes.")
         check_option("pooling", pooling, POOLINGS)
+        head_options = check_head(head, head_options)
+        if head != "regression" and n_outputs != 1:
+            raise ValueError(f"head={head!r} predicts one latency; use n_outputs=1 or "
+                             "head='regression'")
 
         self.normalize = EEGInputNormalization(scale=input_scale, eps=flat_eps)
         self.channel_attention = (
@@ -263,12 +276,17 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
                 for _ in range(n_attention_blocks)
             )
         )
-        self.pool = GlobalPool(pooling)
-        pooled = width * (2 if pooling == "avgmax" else 1)
-        if position_readout:
-            self.pool = PositionReadout(self.pool, width, steps, position_readout)
-            pooled += steps * position_readout
-        self.head = RegressionHead(pooled, head_hidden, n_outputs, dropout)
+        if head == "regression":
+            self.pool = GlobalPool(pooling)
+            pooled = width * (2 if pooling == "avgmax" else 1)
+            if position_readout:
+                self.pool = PositionReadout(self.pool, width, steps, position_readout)
+                pooled += steps * position_readout
+            self.head = RegressionHead(pooled, head_hidden, n_outputs, dropout)
+        else:  # the tokens go to the head as they are: it reads where in time
+            self.pool = nn.Identity()
+            self.head = TimeHead(width, steps, window_s=n_times / _sfreq_for_head(self, head),
+                                 distribution=head == "distribution", **head_options)
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, n_chans, n_times) volts -> (b, n_outputs). NaN/Inf raise in training mode."""
@@ -280,12 +298,32 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
         if len(self.attention_blocks):
             # one contiguous copy here, not one per projection inside the attention block
             x = self.attention_blocks(self.position(x.contiguous()))  # (b, T, C)
-        return self.head(self.pool(x))  # (b, C or 2C [+ T k]) -> (b, n_outputs)
+        # regression: pooled (b, C or 2C [+ T k]) -> (b, n_outputs); time heads: (b, T, C) ->
+        # (b, 1) (in training the distribution head adds its log-probabilities)
+        return self.head(self.pool(x))
+
+    def loss_criterion(self):
+        """The head's own training loss (distribution head), or None: the estimator's."""
+        if isinstance(self.head, TimeHead) and self.head.distribution:
+            return self.head.criterion
+        return None
 
     def gate_values(self) -> dict[str, Tensor]:
         """Gate values of the last forward (see :func:`collect_gates`), e.g.
         ``{"channel_attention": (b, n_chans), "temporal_attention": (b, n_times)}``."""
         return collect_gates(self)
+
+
+def _sfreq_for_head(model, head: str) -> float:
+    """The sampling rate a time head needs to place its tokens in seconds."""
+    try:
+        sfreq = model.sfreq
+    except ValueError:
+        sfreq = None
+    if not sfreq:
+        raise ValueError(f"head={head!r} places its time tokens in seconds and needs sfreq; "
+                         "pass sfreq=100.0 (the challenge's rate)")
+    return float(sfreq)
 
 
 #: the entry's lightweight model is the class with its defaults

@@ -22,6 +22,7 @@ from braindecode.models.base import EEGModuleMixin
 from torch import Tensor, nn
 
 from eegattn.models.blocks import TraceableDirMixin, collect_gates
+from eegattn.models.heads import TimeHead, check_head
 from eegattn.models.normalization import (
     MICROVOLTS_PER_VOLT,
     EEGInputNormalization,
@@ -50,6 +51,9 @@ class NormalizedEEGNeX(TraceableDirMixin, EEGModuleMixin, nn.Module):
         Further keyword arguments of braindecode's ``EEGNeX`` (``filter_1``, ``activation``...).
     input_scale, flat_eps
         Input units to microvolts, and the flat-channel threshold in microvolts.
+    head, head_options
+        ``"regression"`` (EEGNeX's own dense layer), ``"softargmax"`` or ``"distribution"``:
+        a latency read off block 4's time steps (see :mod:`eegattn.models.heads`).
 
     Notes
     -----
@@ -71,6 +75,8 @@ class NormalizedEEGNeX(TraceableDirMixin, EEGModuleMixin, nn.Module):
         eegnex_options: dict | None = None,
         input_scale: float = MICROVOLTS_PER_VOLT,
         flat_eps: float = 1e-3,
+        head: str = "regression",
+        head_options: dict | None = None,
     ) -> None:
         config = dict(
             n_chans=n_chans,
@@ -83,6 +89,8 @@ class NormalizedEEGNeX(TraceableDirMixin, EEGModuleMixin, nn.Module):
             eegnex_options=eegnex_options,
             input_scale=input_scale,
             flat_eps=flat_eps,
+            head=head,
+            head_options=head_options,
         )
         super().__init__(
             n_outputs=n_outputs,
@@ -106,10 +114,46 @@ class NormalizedEEGNeX(TraceableDirMixin, EEGModuleMixin, nn.Module):
             drop_prob=drop_prob,
             **(eegnex_options or {}),
         )
+        head_options = check_head(head, head_options)
+        self.time_head = None
+        if head != "regression":
+            if self.n_outputs != 1:
+                raise ValueError(f"head={head!r} predicts one latency; use n_outputs=1")
+            # EEGNeX's last block pools its (b, C, 1, T') map and a dense layer reads it; a
+            # time head reads the map of block 4 as tokens instead (40 ms each at 100 Hz)
+            self.eegnex.block_5, self.eegnex.final_layer = nn.Identity(), nn.Identity()
+            width, n_tokens = self._token_shape()
+            sfreq = self._sfreq  # braindecode's property raises when it is unknown
+            if not sfreq:
+                raise ValueError(f"head={head!r} needs sfreq; pass sfreq=100.0")
+            self.time_head = TimeHead(width, n_tokens, window_s=self.n_times / sfreq,
+                                      distribution=head == "distribution", **head_options)
+
+    def _token_shape(self) -> tuple[int, int]:
+        """(channels, time steps) of EEGNeX's block-4 map, from one dry forward."""
+        was_training = self.eegnex.training
+        self.eegnex.eval()  # BatchNorm statistics stay untouched
+        with torch.no_grad():
+            x = self._features(torch.zeros(1, self.n_chans, self.n_times))
+        self.eegnex.train(was_training)
+        return int(x.shape[2]), int(x.shape[1])
+
+    def _features(self, x: Tensor) -> Tensor:
+        """(b, n_chans, n_times) normalised -> block-4 tokens (b, T', C)."""
+        for name in ("block_1", "block_2", "block_3", "block_4"):
+            x = getattr(self.eegnex, name)(x)
+        return x[:, :, 0, :].transpose(1, 2)  # (b, C, 1, T') -> (b, T', C)
+
+    def loss_criterion(self):
+        """The distribution head's own training loss, or None (the estimator's loss)."""
+        head = self.time_head
+        return head.criterion if head is not None and head.distribution else None
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, n_chans, n_times) volts -> (b, n_outputs). NaN/Inf raise in training mode."""
         check_eeg_input(x, self.n_chans, self.n_times, check_finite=self.training)
+        if self.time_head is not None:
+            return self.time_head(self._features(self.normalize(x)))  # (b, 1)
         return self.eegnex(self.normalize(x))
 
     def gate_values(self) -> dict[str, Tensor]:

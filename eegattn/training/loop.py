@@ -67,6 +67,7 @@ __all__ = [
     "crop_windows",
     "cpu_state_dict",
     "init_output_bias",
+    "head_criterion",
     "steps_per_epoch",
     "request_stop",
     "stop_on_signals",
@@ -126,12 +127,15 @@ def as_prediction(pred) -> torch.Tensor:
 
 
 def train_step(net, optimizer, loss_fn, xb, yb, *, max_grad_norm=None, scale: float = 1.0,
-               params=None) -> torch.Tensor:
+               params=None, criterion=None) -> torch.Tensor:
     """One optimizer step on a batch: forward, loss, backward, clip, step. Returns the
     (unscaled, detached) loss; ``scale`` multiplies the loss before ``backward`` (the
-    data-parallel weighting, see the module docstring)."""
+    data-parallel weighting, see the module docstring). ``criterion(output, yb)``, when given,
+    replaces ``loss_fn`` on the prediction: a head that trains against its own target (the
+    distribution head's log-probabilities) reads the model's whole output."""
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(as_prediction(net(xb)), yb)
+    out = net(xb)
+    loss = criterion(out, yb) if criterion is not None else loss_fn(as_prediction(out), yb)
     (loss * scale if scale != 1.0 else loss).backward()
     if max_grad_norm is not None:
         nn.utils.clip_grad_norm_(params if params is not None else net.parameters(),
@@ -183,8 +187,18 @@ def cpu_state_dict(module: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
+def head_criterion(module: nn.Module):
+    """The model's own training criterion (``module.loss_criterion()``), or None when the
+    estimator's regression loss applies."""
+    getter = getattr(module, "loss_criterion", None)
+    return getter() if callable(getter) else None
+
+
 def init_output_bias(module: nn.Module, value: float) -> bool:
-    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none."""
+    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none, or
+    when a head predicts an expectation over latencies (it has no output bias)."""
+    if any(getattr(sub, "predicts_latency", False) for sub in module.modules()):
+        return False
     last = None
     for sub in module.modules():
         if isinstance(sub, nn.Linear) and sub.out_features == 1 and sub.bias is not None:
@@ -252,7 +266,8 @@ class TrainingLoop:
                                         settings.weight_decay)
         self.scheduler = make_scheduler(settings.lr_schedule, self.optimizer,
                                         settings.max_epochs * self.steps_per_epoch)
-        self.loss_fn = make_loss(settings.loss)
+        self.loss_fn = make_loss(settings.loss)  # validation, and training by default
+        self.criterion = head_criterion(module)  # a head's own training loss, if it has one
         # progress
         self.epoch = 0
         self.step_in_epoch = 0
@@ -380,7 +395,7 @@ class TrainingLoop:
             scale = world * len(idx) / (stop - start) if world > 1 else 1.0
             loss = train_step(self.net, self.optimizer, self.loss_fn, xb, yb,
                               max_grad_norm=s.max_grad_norm, scale=scale,
-                              params=self.module.parameters())
+                              params=self.module.parameters(), criterion=self.criterion)
             value = float(loss)
             if not math.isfinite(value):
                 raise ValueError(
