@@ -27,10 +27,15 @@ EEGDASH_COLUMNS = (
 )  # fmt: skip
 
 
-def eegdash_trials(events: pd.DataFrame) -> pd.DataFrame:
-    from eegdash.hbn.windows import build_trial_table
+def eegdash_trials(events: pd.DataFrame, trial_rule: str = "current") -> pd.DataFrame:
+    """eegdash's trial table: the installed 0.9 code ("current"), or the competition-era one
+    ("challenge"; see ``hbn.eegdash_trial_rule``)."""
+    from eegdash.hbn import windows
 
-    return build_trial_table(events)
+    from eegattn.data.hbn import eegdash_trial_rule
+
+    with eegdash_trial_rule(trial_rule):
+        return windows.build_trial_table(events)
 
 
 def assert_same_trials(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
@@ -80,15 +85,38 @@ def irregular_events(rng: np.random.Generator) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Trial table
 # --------------------------------------------------------------------------------------------
-def test_trial_table_matches_eegdash_on_irregular_events():
+@pytest.mark.parametrize("trial_rule", ["challenge", "current"])
+def test_trial_table_matches_eegdash_on_irregular_events(trial_rule):
     rng = np.random.default_rng(0)
     n_trials = 0
     for _ in range(60):
         events = irregular_events(rng)
-        ours = ccd_trial_table(events)
-        assert_same_trials(ours, eegdash_trials(events))
+        ours = ccd_trial_table(events, trial_rule)
+        assert_same_trials(ours, eegdash_trials(events, trial_rule))
         n_trials += len(ours)
     assert n_trials > 120  # the draws did exercise trials
+
+
+def test_trial_rules_differ_only_in_the_last_trial_closed_by_end_experiment():
+    """"challenge" drops the run's last trial (no next trial), as the competition-era eegdash
+    did; "current" (eegdash 0.9) ends it at end_experiment. The default is the challenge's."""
+    rows = [(1.0, "contrastTrial_start", "n/a"), (2.0, "left_target", "n/a"),
+            (2.6, "left_buttonPress", "smiley_face"), (5.0, "contrastTrial_start", "n/a"),
+            (6.0, "right_target", "n/a"), (6.4, "right_buttonPress", "smiley_face"),
+            (9.0, "end_experiment", "n/a")]  # fmt: skip
+    events = pd.DataFrame(rows, columns=["onset", "value", "feedback"])
+    challenge = ccd_trial_table(events, "challenge")
+    current = ccd_trial_table(events, "current")
+    assert challenge["trial_start_onset"].tolist() == [1.0]
+    assert current["trial_start_onset"].tolist() == [1.0, 5.0]
+    assert current["trial_stop_onset"].tolist() == [5.0, 9.0]
+    np.testing.assert_allclose(current["rt_from_stimulus"], [0.6, 0.4])
+    pd.testing.assert_frame_equal(ccd_trial_table(events), challenge)  # the default
+    # the same run without end_experiment: both rules drop the last trial
+    no_end = events[events["value"] != "end_experiment"]
+    pd.testing.assert_frame_equal(ccd_trial_table(no_end, "current"), challenge)
+    with pytest.raises(ValueError, match="trial_rule"):
+        ccd_trial_table(events, "newest")
 
 
 def test_trial_table_edge_cases_match_eegdash():
@@ -111,11 +139,12 @@ def test_trial_table_edge_cases_match_eegdash():
     }  # fmt: skip
     for name, rows in cases.items():
         events = pd.DataFrame(rows, columns=["onset", "value", "feedback"])
-        ours = ccd_trial_table(events)
-        assert_same_trials(ours, eegdash_trials(events))
-        assert list(ours.columns)[:8] == list(EEGDASH_COLUMNS), name
+        for rule in ("challenge", "current"):
+            ours = ccd_trial_table(events, rule)
+            assert_same_trials(ours, eegdash_trials(events, rule))
+            assert list(ours.columns)[:8] == list(EEGDASH_COLUMNS), name
     closing = ccd_trial_table(pd.DataFrame(cases["last trial closed by end_experiment"],
-                                           columns=["onset", "value", "feedback"]))
+                                           columns=["onset", "value", "feedback"]), "current")
     assert closing["trial_stop_onset"].tolist() == [4.0]
     assert closing["rt_from_stimulus"].tolist() == [0.5]
     assert closing["correct"].tolist() == [True]
@@ -131,7 +160,8 @@ def test_trial_table_matches_eegdash_on_every_synthetic_events_file(tiny_root):
     assert len(files) >= 6
     for path in files:
         events = read_events(path)
-        assert_same_trials(ccd_trial_table(events), eegdash_trials(events))
+        for rule in ("challenge", "current"):
+            assert_same_trials(ccd_trial_table(events, rule), eegdash_trials(events, rule))
 
 
 def test_trial_table_rejects_bad_events():
@@ -177,7 +207,8 @@ def test_challenge1_windows_content_and_bounds():
         "value": ["contrastTrial_start", "left_target", "left_buttonPress",
                   "contrastTrial_start", "contrastTrial_start", "right_target",
                   "right_buttonPress", "end_experiment"],
-        "feedback": ["n/a", "n/a", "smiley_face", "n/a", "n/a", "n/a", "sad_face", "n/a"]}))
+        "feedback": ["n/a", "n/a", "smiley_face", "n/a", "n/a", "n/a", "sad_face", "n/a"]}),
+        trial_rule="current")  # the last trial ends at end_experiment
     X, meta, n_outside = challenge1_windows(data, sfreq, trials)
     # trial 0: stimulus 2.0 s -> window 250..450; trial 1 has no stimulus; trial 2's window
     # (7.5..9.5 s) fits; nothing falls outside.
@@ -208,8 +239,13 @@ def test_challenge2_window_starts_and_windows():
 def test_window_spec_defaults_and_errors():
     assert WindowSpec(1).as_dict() == {"challenge": 1, "window_s": 2.0, "stride_s": None,
                                        "shift_after_stimulus_s": 0.5,
-                                       "target": "rt_from_stimulus"}
+                                       "target": "rt_from_stimulus", "trial_rule": "challenge"}
     assert WindowSpec(2).window_s == 4.0 and WindowSpec(2).stride_s == 2.0
+    assert "trial_rule" not in WindowSpec(2).as_dict()  # challenge-2 cache keys unchanged
+    with pytest.raises(ValueError, match="challenge 1 only"):
+        WindowSpec(2, trial_rule="current")
+    with pytest.raises(ValueError, match="'trial_rule' parameter"):
+        WindowSpec(1, trial_rule="latest")
     with pytest.raises(ValueError, match="challenge must be 1 or 2"):
         WindowSpec(3)
     with pytest.raises(ValueError, match="challenge 2 only"):
@@ -263,12 +299,12 @@ def test_windowset_rejects_mismatched_parts():
 # --------------------------------------------------------------------------------------------
 # Against the starter kit (eegdash + braindecode), on the tiny synthetic release
 # --------------------------------------------------------------------------------------------
-def _starter_kit(challenge, root):
+def _starter_kit(challenge, root, trial_rule="challenge"):
     from eegattn.data.hbn import iter_starter_kit_windows, starter_kit_windows
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        windows = starter_kit_windows(challenge, root)
+        windows = starter_kit_windows(challenge, root, trial_rule=trial_rule)
         rows = list(iter_starter_kit_windows(windows, challenge))
     X = np.stack([r[0] for r in rows])
     y = np.array([r[1] for r in rows], dtype=np.float32)
@@ -276,14 +312,16 @@ def _starter_kit(challenge, root):
     return X, y, keys
 
 
-@pytest.mark.parametrize("challenge", [1, 2])
-def test_windows_identical_to_starter_kit(tiny_root, challenge, capsys):
+@pytest.mark.parametrize("challenge, trial_rule", [(1, "challenge"), (1, "current"), (2, None)])
+def test_windows_identical_to_starter_kit(tiny_root, challenge, trial_rule, capsys):
     """Same windows (bit for bit), same targets and same order as the starter-kit path
-    (slower than the other tests: it runs eegdash and braindecode)."""
+    (slower than the other tests: it runs eegdash and braindecode), under each trial rule:
+    "challenge" against eegdash as the competition ran it, "current" against eegdash 0.9."""
     from eegattn.data.cache import load_challenge_windows
 
-    X_ref, y_ref, keys_ref = _starter_kit(challenge, tiny_root)
-    ours = load_challenge_windows(challenge, root=tiny_root, use_cache=False, progress=False)
+    X_ref, y_ref, keys_ref = _starter_kit(challenge, tiny_root, trial_rule or "challenge")
+    ours = load_challenge_windows(challenge, root=tiny_root, use_cache=False, progress=False,
+                                  trial_rule=trial_rule)
     m = ours.metadata
     keys = [(s, t, None if pd.isna(r) else int(r), int(i))
             for s, t, r, i in zip(m["subject"], m["task"], m["run"], m["i_start"])]

@@ -518,27 +518,31 @@ def load_challenge_windows(
     stride_s: float | None = None,
     shift_after_stimulus_s: float | None = None,
     target: str | None = None,
+    trial_rule: str | None = None,
 ) -> WindowSet:
     """Challenge windows of local HBN releases, built once and then read from the cache.
 
     challenge: 1 (response time, CCD trials) or 2 (``externalizing``, fixed windows).
     releases / root / mini / tasks / subjects / keep_excluded / source / download: which
         recordings (``hbn.discover_recordings``; challenge 1 uses contrastChangeDetection
-        only, challenge 2 defaults to it). ``root`` holds the ``EEG2025r<N>[mini]`` folders.
+        only, challenge 2 defaults to it and takes any HBN tasks, or ``"all"``). ``root``
+        holds the ``EEG2025r<N>[mini]`` folders.
     cache_dir: where entries live (default ``<project cache>/windows``); use_cache=False
         builds in memory and writes nothing. hash_content: hash recording bytes for the key.
     n_jobs / backend / progress: parallel reading (see ``preprocess`` for Dask / Ray).
     strict: raise instead of skipping bad recordings (corrupt / truncated .bdf, not 129
         channels, unusable events.tsv, missing target, shorter than a window).
     sfreq / l_freq / h_freq / notch / reference: ``PreprocessConfig``.
-    window_s / stride_s / shift_after_stimulus_s / target: ``WindowSpec`` (starter-kit
-        defaults: challenge 1 +0.5..+2.5 s after the stimulus, challenge 2 4 s every 2 s).
+    window_s / stride_s / shift_after_stimulus_s / target / trial_rule: ``WindowSpec``
+        (starter-kit defaults: challenge 1 +0.5..+2.5 s after the stimulus and the
+        challenge's trial rule, challenge 2 4 s every 2 s).
 
     Returns a ``WindowSet``; ``X`` is a read-only memmap when it comes from the cache.
     ``info`` holds the counts of dropped trials / recordings and the skipped files.
     """
     spec = WindowSpec(challenge, window_s=window_s, stride_s=stride_s,
-                      shift_after_stimulus_s=shift_after_stimulus_s, target=target)
+                      shift_after_stimulus_s=shift_after_stimulus_s, target=target,
+                      trial_rule=trial_rule)
     config = PreprocessConfig(sfreq=sfreq, l_freq=l_freq, h_freq=h_freq, notch=notch,
                               reference=reference)
     tasks = _challenge_tasks(challenge, tasks)
@@ -660,7 +664,7 @@ def _challenge_tasks(challenge: int, tasks) -> list[str]:
         return [hbn.CCD_TASK]
     if tasks is None:
         return [hbn.CCD_TASK]
-    return hbn._check_tasks(hbn._as_list(tasks))
+    return hbn.resolve_tasks(tasks)
 
 
 def _select_recordings(recordings, spec: WindowSpec, config: PreprocessConfig):

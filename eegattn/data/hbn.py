@@ -1,6 +1,7 @@
 """Open HBN releases of the EEG Foundation Challenge 2025 from local BIDS folders (or eegdash).
 
-Layout (as the challenge publishes the releases)::
+Layout (as the challenge publishes the releases; folders that older eegdash versions wrote,
+``<root>/ds0055xx-bdf[-mini]``, are read too)::
 
     <root>/EEG2025r<N>[mini]/participants.tsv
     <root>/EEG2025r<N>[mini]/dataset_description.json
@@ -20,6 +21,7 @@ local folder offline (``download=False``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
@@ -28,17 +30,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eegattn.challenge import (
+    ALL_TASKS,
     C1_SHIFT_AFTER_STIMULUS_S,
     C1_WINDOW_S,
     C2_STRIDE_S,
     C2_WINDOW_S,
     CCD_TASK,
+    DEFAULT_TRIAL_RULE,
     EXCLUDED_SUBJECTS,
+    RELEASE_DATASET_IDS,
     RELEASES,
     SFREQ,
     TASKS,
+    TRIAL_RULES,
     check_challenge,
     default_cache_dir,
+    legacy_release_folder_name,
     normalize_release,
     release_folder_name,
 )
@@ -122,17 +129,27 @@ def normalize_subject(subject: str) -> str:
 
 def find_release_dir(root, release, mini: bool = False) -> Path:
     """The folder of one release under ``root``, with clear errors for a missing folder or a
-    wrong layout (FileNotFoundError / ValueError)."""
+    wrong layout (FileNotFoundError / ValueError).
+
+    ``<root>/EEG2025r<N>[mini]`` (eegdash 0.9) is looked for first, then the folder older
+    eegdash versions wrote, ``<root>/<dataset id>-bdf[-mini]`` (``ds005509-bdf`` for R5).
+    """
     root = Path(root).expanduser()
     name = release_folder_name(release, mini)
     folder = root / name
-    if folder.is_dir():
-        _check_layout(folder)
-        return folder
+    for candidate in (folder, root / legacy_release_folder_name(release, mini)):
+        if candidate.is_dir():
+            _check_layout(candidate)
+            return candidate
     hints = []
-    other = root / release_folder_name(release, not mini)
-    if other.is_dir():
-        hints.append(f"{other} exists: pass mini={not mini}")
+    for other in (root / release_folder_name(release, not mini),
+                  root / legacy_release_folder_name(release, not mini)):
+        if other.is_dir():
+            hints.append(f"{other} exists: pass mini={not mini}")
+    original = root / RELEASE_DATASET_IDS[normalize_release(release)]
+    if original.is_dir():
+        hints.append(f"{original} is the original 500 Hz HBN dataset (OpenNeuro), not the "
+                     "challenge's 100 Hz release")
     if not root.exists():
         hints.append(f"The root folder {root} does not exist")
     elif (root / "participants.tsv").is_file() or any(root.glob("sub-*")):
@@ -141,11 +158,13 @@ def find_release_dir(root, release, mini: bool = False) -> Path:
             f"it to {name}"
         )
     else:
-        found = sorted(p.name for p in root.glob("EEG2025r*") if p.is_dir())
+        found = sorted(p.name for p in [*root.glob("EEG2025r*"), *root.glob("ds*-bdf*")]
+                       if p.is_dir())
         if found:
             hints.append(f"releases present under {root}: {found}")
     raise FileNotFoundError(
-        f"HBN release folder not found: {folder} ({EXPECTED_LAYOUT}). "
+        f"HBN release folder not found: {folder} (nor {legacy_release_folder_name(release, mini)}"
+        f", the name older eegdash versions used; {EXPECTED_LAYOUT}). "
         + ("; ".join(hints) + ". " if hints else "")
         + HOW_TO_GET_DATA
     )
@@ -183,9 +202,19 @@ def _check_tasks(tasks: Sequence[str]) -> list[str]:
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=1)
             hint = f"Did you mean {close[0]!r}? " if close else ""
-            check_option("tasks", task, TASKS, fix=f"{hint}Task names are case-sensitive.")
+            check_option("tasks", task, (*TASKS, ALL_TASKS),
+                         fix=f"{hint}Task names are case-sensitive; 'all' takes every task.")
         out.append(task)
     return out
+
+
+def resolve_tasks(tasks) -> list[str]:
+    """A task name, a list of them or ``"all"`` (every HBN task, :data:`TASKS`) -> checked
+    list of task names (duplicates removed, order kept)."""
+    names = _as_list(tasks) or []
+    if ALL_TASKS in names:
+        return list(TASKS)
+    return list(dict.fromkeys(_check_tasks(names)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +239,7 @@ def discover_recordings(
     release_list = [normalize_release(r) for r in (_as_list(releases) or [])]
     if not release_list:
         raise ValueError("no release given: pass releases=('R5',) or a list of R1..R11")
-    task_list = _check_tasks(_as_list(tasks)) if tasks is not None else None
+    task_list = resolve_tasks(tasks) if tasks is not None else None
     subject_set = (
         {normalize_subject(s) for s in _as_list(subjects)} if subjects is not None else None
     )
@@ -536,10 +565,19 @@ def _discover_with_eegdash(
     from eegdash import EEGChallengeDataset
 
     root = default_data_root() if root is None else Path(root).expanduser()
-    task_list = _check_tasks(_as_list(tasks)) if tasks is not None else None
+    task_list = resolve_tasks(tasks) if tasks is not None else None
     excluded = set() if keep_excluded else set(EXCLUDED_SUBJECTS)
     found: list[Recording] = []
     for release in [normalize_release(r) for r in _as_list(releases) or []]:
+        legacy = root / legacy_release_folder_name(release, mini)
+        if not download and not (root / release_folder_name(release, mini)).is_dir() \
+                and legacy.is_dir():
+            raise ValueError(
+                f"eegdash 0.9 reads {root / release_folder_name(release, mini)} only; {legacy} "
+                f"was written by an older eegdash: rename it (`mv {legacy} "
+                f"{root / release_folder_name(release, mini)}`) or use source='local', which "
+                "reads both names"
+            )
         kwargs = {}
         if task_list is not None:
             kwargs["task"] = task_list if len(task_list) > 1 else task_list[0]
@@ -570,9 +608,19 @@ def _discover_with_eegdash(
 # ---------------------------------------------------------------------------------------------
 # Participants
 # ---------------------------------------------------------------------------------------------
+def normalize_column(name) -> str:
+    """A participants.tsv column name as eegdash matches it (``bids_metadata.normalize_key``):
+    lower case, every run of other characters than ``a-z0-9`` one ``_``, no ``_`` at either
+    end. ``"Externalizing"``, ``"p-factor"`` and ``" P_Factor "`` -> ``externalizing``,
+    ``p_factor``, ``p_factor``."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
 def read_participants(release_dir) -> dict[str, dict]:
     """``participants.tsv`` of a release as ``{subject: {column: value}}`` (IDs without
-    ``sub-``; ``n/a`` -> NaN). FileNotFoundError when the file is missing."""
+    ``sub-``; ``n/a`` -> NaN). FileNotFoundError when the file is missing. Columns keep
+    their spelling; :func:`participant_value` finds them as eegdash does (case and
+    punctuation normalised, :func:`normalize_column`), the ID column included."""
     import pandas as pd
 
     path = Path(release_dir) / "participants.tsv"
@@ -581,11 +629,14 @@ def read_participants(release_dir) -> dict[str, dict]:
             f"{path} not found: every release folder needs its participants.tsv (targets such "
             f"as 'externalizing' come from it); {EXPECTED_LAYOUT}"
         )
-    table = pd.read_csv(path, sep="\t", dtype={"participant_id": str})
-    if "participant_id" not in table.columns:
-        raise ValueError(f"{path} has no 'participant_id' column (has {list(table.columns)})")
-    table["participant_id"] = table["participant_id"].map(normalize_subject)
-    return {row.pop("participant_id"): row for row in table.to_dict("records")}
+    table = pd.read_csv(path, sep="\t")
+    ids = [c for c in table.columns
+           if normalize_column(c) in ("participant_id", "participant", "subject")]
+    if not ids:
+        raise ValueError(f"{path} has no 'participant_id' column (has {list(table.columns)}); "
+                         "the first column must name the participants (sub-<ID>)")
+    table[ids[0]] = table[ids[0]].astype(str).map(normalize_subject)
+    return {row.pop(ids[0]): row for row in table.to_dict("records")}
 
 
 def participant_value(participants: dict[str, dict], subject: str, column: str) -> float:
@@ -593,14 +644,24 @@ def participant_value(participants: dict[str, dict], subject: str, column: str) 
     row = participants.get(subject)
     if row is None:
         return float("nan")
-    if column not in row:
-        raise ValueError(
-            f"participants.tsv has no column {column!r}; available: {sorted(row)}"
-        )
+    key = _find_column(row, column)
     try:
-        return float(row[column])
+        return float(row[key])
     except (TypeError, ValueError):
         return float("nan")
+
+
+def _find_column(row: dict, column: str) -> str:
+    """The key of ``row`` that names ``column``: the first one, in the file's column order,
+    equal to it once both are normalised (as eegdash matches participants.tsv columns)."""
+    wanted = normalize_column(column)
+    for key in row:
+        if normalize_column(key) == wanted:
+            return key
+    raise ValueError(
+        f"participants.tsv has no column {column!r} (compared as {wanted!r}, case and "
+        f"punctuation ignored); available: {sorted(row)}"
+    )
 
 
 __all__ = [
@@ -609,12 +670,41 @@ __all__ = [
     "discover_recordings", "read_bdf_header", "check_recordings", "report_skipped",
     "open_releases", "read_participants", "participant_value", "default_data_root",
     "summarize_skipped", "check_channels_names", "CorruptRecordingError", "read_bdf_data",
+    "normalize_column", "resolve_tasks",
 ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
 # The starter kit's path, for verification and benchmarks
 # ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def eegdash_trial_rule(trial_rule: str = DEFAULT_TRIAL_RULE):
+    """Run eegdash's CCD helpers under ``trial_rule`` (for the verification paths below).
+
+    ``"current"`` leaves eegdash 0.9 as it is. ``"challenge"`` hands its
+    ``annotate_trials_with_target`` the competition-era trial table: eegdash 0.9's
+    ``build_trial_table`` on the events without their ``end_experiment`` rows. That is exact:
+    0.9 reads ``end_experiment`` only to close the last trial, and without it the last trial
+    has no end and is dropped, as the competition-era code dropped it.
+    """
+    check_option("trial_rule", trial_rule, TRIAL_RULES)
+    from eegdash.hbn import windows as eegdash_windows
+
+    if trial_rule == "current":
+        yield
+        return
+    original = eegdash_windows.build_trial_table
+
+    def challenge_era(events_df):
+        return original(events_df[events_df["value"] != "end_experiment"])
+
+    eegdash_windows.build_trial_table = challenge_era
+    try:
+        yield
+    finally:
+        eegdash_windows.build_trial_table = original
+
+
 def starter_kit_windows(
     challenge: int,
     root,
@@ -623,6 +713,7 @@ def starter_kit_windows(
     mini: bool = False,
     task: str = CCD_TASK,
     target: str = "externalizing",
+    trial_rule: str = DEFAULT_TRIAL_RULE,
 ):
     """The challenge starter kit's windows (eegdash + braindecode), as a braindecode
     ``BaseConcatDataset`` of windows; read them with ``iter_starter_kit_windows``.
@@ -630,9 +721,10 @@ def starter_kit_windows(
     Challenge 1: ``EEGChallengeDataset(download=False)`` -> excluded subjects removed ->
     ``annotate_trials_with_target`` + ``add_aux_anchors`` -> ``keep_only_recordings_with``
     -> ``create_windows_from_events`` on ``stimulus_anchor`` (+0.5 s .. +2.5 s, 200 samples)
-    -> ``add_extras_columns``. Challenge 2: recordings with 129 channels, >= 4 s and a finite
-    target -> ``create_fixed_length_windows`` (400 samples, stride 200, last partial dropped).
-    Offline only (the folder ``<root>/EEG2025r<N>[mini]`` must exist).
+    -> ``add_extras_columns``, under ``trial_rule`` (:func:`eegdash_trial_rule`). Challenge 2:
+    recordings with 129 channels, >= 4 s and a finite target -> ``create_fixed_length_windows``
+    (400 samples, stride 200, last partial dropped). Offline only (the folder
+    ``<root>/EEG2025r<N>[mini]`` must exist).
     """
     import math
 
@@ -664,12 +756,13 @@ def starter_kit_windows(
             ds for ds in dataset.datasets
             if not any(sub in str(ds.raw.filenames[0]) for sub in EXCLUDED_SUBJECTS)
         ])  # fmt: skip
-        preprocess(dataset, [
-            Preprocessor(annotate_trials_with_target, target_field="rt_from_stimulus",
-                         epoch_length=2.0, require_stimulus=True, require_response=True,
-                         apply_on_array=False),
-            Preprocessor(add_aux_anchors, apply_on_array=False),
-        ], n_jobs=1)  # fmt: skip
+        with eegdash_trial_rule(trial_rule):
+            preprocess(dataset, [
+                Preprocessor(annotate_trials_with_target, target_field="rt_from_stimulus",
+                             epoch_length=2.0, require_stimulus=True, require_response=True,
+                             apply_on_array=False),
+                Preprocessor(add_aux_anchors, apply_on_array=False),
+            ], n_jobs=1)  # fmt: skip
         dataset = keep_only_recordings_with("stimulus_anchor", dataset)
         windows = create_windows_from_events(
             dataset, mapping={"stimulus_anchor": 0},

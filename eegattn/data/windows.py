@@ -33,6 +33,8 @@ from eegattn.challenge import (  # the starter kit's window geometry, in seconds
     C1_WINDOW_S,
     C2_STRIDE_S,
     C2_WINDOW_S,
+    DEFAULT_TRIAL_RULE,
+    TRIAL_RULES,
     check_challenge,
 )
 from eegattn.utils.check import check_option, check_positive_number
@@ -202,15 +204,17 @@ def _first_in_interval(onsets: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np
     return np.where(found, idx, -1)
 
 
-def ccd_trial_table(events: pd.DataFrame) -> pd.DataFrame:
+def ccd_trial_table(events: pd.DataFrame, trial_rule: str = DEFAULT_TRIAL_RULE) -> pd.DataFrame:
     """One row per contrast-change-detection trial, from an events DataFrame.
 
     Same trials, onsets, reaction times, response types and ``correct`` values as
-    ``eegdash.hbn.build_trial_table`` (eegdash 0.9.1):
+    eegdash's ``build_trial_table``, in the version ``trial_rule`` names:
 
     - rows are stably sorted by ``onset`` first (HBN files have unsorted rows);
-    - a trial runs from its ``contrastTrial_start`` to the next one; the last trial ends at the
-      last ``end_experiment`` if that comes after it, otherwise it is dropped;
+    - a trial runs from its ``contrastTrial_start`` to the next one. The last trial of the
+      run has none: ``trial_rule="challenge"`` (default; eegdash as the competition, its
+      starter kit and its scoring ran it) drops it; ``trial_rule="current"`` (eegdash 0.9.1)
+      ends it at the last ``end_experiment`` if that comes after it, else drops it;
     - the stimulus is the first ``left_target`` / ``right_target`` in ``[start, stop)``; the
       response is the first button press in ``[stimulus, stop)`` (``[start, stop)`` when the
       trial has no stimulus); ``correct`` is True / False from the response row's ``feedback``
@@ -223,6 +227,7 @@ def ccd_trial_table(events: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(events, pd.DataFrame):
         raise ValueError(f"events must be a pandas DataFrame, got {type(events).__name__}")
+    check_option("trial_rule", trial_rule, TRIAL_RULES)
     _check_event_columns(events, "events table")
     onset = _numeric_onsets(events, "events table")
     order = np.argsort(onset.to_numpy(dtype=float), kind="stable")  # NaN last, like pandas
@@ -242,7 +247,7 @@ def ccd_trial_table(events: pd.DataFrame) -> pd.DataFrame:
 
     starts = onsets[is_trial]
     stops = np.append(starts[1:], np.nan) if len(starts) else starts.copy()
-    if len(starts) and is_end.any():
+    if trial_rule == "current" and len(starts) and is_end.any():
         last_end = onsets[is_end][-1]
         if last_end > starts[-1]:  # False for NaN, as in eegdash
             stops[-1] = last_end
@@ -431,7 +436,8 @@ class WindowSpec:
     """Window geometry and target of one challenge (all of it enters the cache key).
 
     challenge 1: ``shift_after_stimulus_s`` (0.5) and ``window_s`` (2.0); target
-        ``rt_from_stimulus`` (or ``rt_from_trialstart``).
+        ``rt_from_stimulus`` (or ``rt_from_trialstart``); ``trial_rule`` (``"challenge"``
+        or ``"current"``, see ``ccd_trial_table``).
     challenge 2: ``window_s`` (4.0), ``stride_s`` (2.0); target a participants.tsv column
         (``externalizing``).
     """
@@ -441,6 +447,7 @@ class WindowSpec:
     stride_s: float | None = None
     shift_after_stimulus_s: float | None = None
     target: str | None = None
+    trial_rule: str | None = None
 
     def __post_init__(self):
         check_challenge(self.challenge)
@@ -450,6 +457,7 @@ class WindowSpec:
             "stride_s": None if one else C2_STRIDE_S,
             "shift_after_stimulus_s": C1_SHIFT_AFTER_STIMULUS_S if one else None,
             "target": "rt_from_stimulus" if one else "externalizing",
+            "trial_rule": DEFAULT_TRIAL_RULE if one else None,
         }
         for name, default in defaults.items():
             if getattr(self, name) is None:
@@ -458,6 +466,11 @@ class WindowSpec:
             raise ValueError("stride_s applies to challenge 2 only (one window per trial)")
         if not one and self.shift_after_stimulus_s is not None:
             raise ValueError("shift_after_stimulus_s applies to challenge 1 only")
+        if not one and self.trial_rule is not None:
+            raise ValueError("trial_rule applies to challenge 1 only (challenge 2 windows do "
+                             "not depend on trials); leave it unset")
+        if one:
+            check_option("trial_rule", self.trial_rule, TRIAL_RULES)
         if one:
             check_option("target", self.target, C1_TARGETS, extra="for challenge 1",
                          fix="Challenge 2 reads its target from participants.tsv.")
@@ -465,8 +478,10 @@ class WindowSpec:
             check_positive_number(getattr(self, name), name, unit="seconds", allow_none=True)
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("challenge", "window_s", "stride_s", "shift_after_stimulus_s", "target")}
+        keys = ("challenge", "window_s", "stride_s", "shift_after_stimulus_s", "target")
+        if self.challenge == 1:
+            keys += ("trial_rule",)
+        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass
@@ -510,7 +525,7 @@ def recording_windows(job: tuple) -> RecordingWindows:
     trials = None
     if spec.challenge == 1:
         try:
-            trials = ccd_trial_table(read_events(recording.events_path))
+            trials = ccd_trial_table(read_events(recording.events_path), spec.trial_rule)
         except (FileNotFoundError, ValueError) as err:
             out = _empty(recording, n_chans, size)
             out.skipped = Skipped(recording, "unusable events.tsv", str(err))
