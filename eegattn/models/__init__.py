@@ -22,6 +22,10 @@ import lazy_loader
 _MODELS: dict[str, tuple[str, str]] = {
     "lightweight": ("eegattn.models.conv_attention", "ConvAttentionRegressor"),
     "eegnex": ("eegattn.models.eegnex", "NormalizedEEGNeX"),
+    # the linear floor: ridge on 100 ms bin means, fitted in closed form (models/ridge.py)
+    "ridge": ("eegattn.models.ridge", "BinnedRidge"),
+    # braindecode's foundation backbones behind the HBN adapter (models/foundation.py)
+    "foundation": ("eegattn.models.foundation", "FoundationRegressor"),
 }
 
 # preset name -> (registered model, option defaults): the same class with other defaults (as
@@ -64,6 +68,31 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
             "position_readout": 4,
         },
     ),
+    # braindecode's foundation architectures at their published sizes (so released weights
+    # load with --init), and "_tiny" configurations of each for CPU tests and benchmarks
+    # (docs/foundation.md)
+    "steegformer": ("foundation", {"backbone": "steegformer"}),
+    "cbramod": ("foundation", {"backbone": "cbramod"}),
+    "labram": ("foundation", {"backbone": "labram"}),
+    "steegformer_tiny": (
+        "foundation",
+        {"backbone": "steegformer",
+         "backbone_options": {"embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2}},
+    ),
+    "cbramod_tiny": (
+        "foundation",
+        {"backbone": "cbramod",
+         "backbone_options": {"n_layer": 1, "nhead": 2, "dim_feedforward": 64, "emb_dim": 32,
+                              "channels_kernel_stride_padding_norm": [
+                                  [4, 49, 25, 24, [2, 4]], [4, 3, 1, 1, [2, 4]],
+                                  [4, 3, 1, 1, [2, 4]]]}},
+    ),
+    "labram_tiny": (
+        "foundation",
+        {"backbone": "labram",
+         "backbone_options": {"num_layers": 1, "num_heads": 2, "conv_out_channels": 4,
+                              "mlp_ratio": 2.0}},
+    ),
 }
 
 # classes and helpers, loaded on first use (lazy_loader)
@@ -79,6 +108,9 @@ _lazy_getattr, _, _lazy_names = lazy_loader.attach(
             "LightweightResponseTimeCNN",
         ],
         "eegnex": ["NormalizedEEGNeX"],
+        "ridge": ["BinnedRidge"],
+        "foundation": ["FoundationRegressor"],
+        "heads": ["TimeHead"],
         "normalization": ["EEGInputNormalization", "check_eeg_input"],
         "blocks": ["AttentionBlock", "ConvStage"],
     },

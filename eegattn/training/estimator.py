@@ -49,6 +49,7 @@ from eegattn.training.loop import (
     LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
+    ClosedFormRun,
     LoopSettings,
     TrainingLoop,
     cpu_state_dict,
@@ -653,10 +654,15 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             module.to(device)
             if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
                 torch.manual_seed(seed + 1_000_003 * dist.rank)
-            run = TrainingLoop(settings, module, X, y, train_idx, valid_idx, crop=crop,
-                               seed=seed, device=device, fingerprint=fingerprint, dist=dist)
-            if state is not None:
-                run.load(state)
+            if hasattr(module, "fit_closed_form"):  # the ridge floor: no gradient steps
+                run = ClosedFormRun(settings, module, X, y, train_idx, valid_idx, crop=crop,
+                                    seed=seed, device=device, groups=groups)
+            else:
+                run = TrainingLoop(settings, module, X, y, train_idx, valid_idx, crop=crop,
+                                   seed=seed, device=device, fingerprint=fingerprint,
+                                   dist=dist)
+                if state is not None:
+                    run.load(state)
             run.run()
 
         self.model_ = module.eval()

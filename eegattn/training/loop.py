@@ -57,6 +57,7 @@ __all__ = [
     "LoopSettings",
     "TrainingLoop",
     "TrainingInterrupted",
+    "ClosedFormRun",
     "make_optimizer",
     "make_scheduler",
     "make_loss",
@@ -494,3 +495,49 @@ def format_epoch(record: dict, max_epochs: int, world_size: int = 1) -> str:
         parts.append(f"world {world_size}")
     parts.append(f"{record['duration_s']:.1f}s")
     return "  ".join(parts)
+
+
+class ClosedFormRun:
+    """A model fitted in closed form (``module.fit_closed_form(X, y, groups)``, e.g. the ridge
+    floor) instead of by gradient steps: it has no epochs, so it does not enter the loop; its
+    one history record has the loop's keys so the estimator and run folders read it alike.
+    Longer windows are cut with the seeded crops validation uses."""
+
+    def __init__(self, settings: LoopSettings, module, X, y, train_idx, valid_idx, *, crop,
+                 seed: int, device, groups=None):
+        self.s, self.module = settings, module
+        self.X, self.y, self.crop, self.seed, self.device = X, y, crop, seed, device
+        self.train_idx, self.valid_idx, self.groups = train_idx, valid_idx, groups
+        self.history: list[dict] = []
+        self.best_epoch, self.stopped_early, self.resumed_from = 1, False, None
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        n_times = self.X.shape[2]
+        offsets = seeded_crop_offsets(len(self.train_idx), n_times, self.crop, self.seed)
+        X_train = crop_windows(np.asarray(self.X[self.train_idx]), offsets, self.crop)
+        groups = None if self.groups is None else np.asarray(self.groups)[self.train_idx]
+        self.module.cpu()
+        info = self.module.fit_closed_form(X_train, self.y[self.train_idx], groups)
+        self.module.to(self.device)
+        loss_fn = make_loss(self.s.loss)
+        record = {"epoch": 1, **info}
+        for name, idx in (("train", self.train_idx), ("valid", self.valid_idx)):
+            record[f"{name}_loss"] = record[f"{name}_nrmse"] = None
+            if len(idx):
+                off = seeded_crop_offsets(len(idx), n_times, self.crop, self.seed)
+                pred = predict_module(self.module, self.X, idx, off, self.crop,
+                                      self.s.batch_size, self.device)
+                record[f"{name}_loss"] = float(loss_fn(torch.from_numpy(pred),
+                                                       torch.from_numpy(self.y[idx])))
+                if np.ptp(self.y[idx]) > 0:
+                    record[f"{name}_nrmse"] = nrmse(self.y[idx], pred)
+        record.pop("train_nrmse")
+        record.update(lr=None, duration_s=time.perf_counter() - started)
+        self.history.append(record)
+        if self.s.verbose:
+            parts = [f"closed-form fit: train_loss {record['train_loss']:.5g}"]
+            if record["valid_loss"] is not None:
+                parts.append(f"valid_loss {record['valid_loss']:.5g}")
+            parts += [f"{k} {v:.4g}" for k, v in info.items()]
+            print("  ".join(parts), flush=True)

@@ -133,9 +133,12 @@ def _plots(run_dir: Path, est, y_true, y_pred, challenge) -> list[str]:
 
 
 def format_table(challenge: int, model: str, metrics: dict) -> str:
-    """Markdown table of a run: the model next to the mean predictor and the oracle."""
+    """Markdown table of a run: the model next to the mean predictor, the ridge floor and the
+    oracle."""
     rows = [("model: " + model, metrics["nrmse"]),
             ("mean predictor", metrics["mean_predictor_nrmse"])]
+    if metrics.get("ridge_nrmse") is not None:
+        rows.append(("ridge on 100 ms bins (linear floor)", metrics["ridge_nrmse"]))
     if metrics.get("oracle_nrmse") is not None:
         rows.append(("oracle (planted truth)", metrics["oracle_nrmse"]))
     lines = [f"Challenge {challenge} ({CHALLENGE_TARGET[challenge]}), "
@@ -274,6 +277,7 @@ def run_challenge(
     plots: bool = True,
     synthetic_options: dict | None = None,
     checkpoint_every: int | None = None,
+    linear_baseline: bool = True,
     resume=None,
 ) -> ChallengeResult | None:
     """Train and evaluate one model on one challenge in a run folder.
@@ -303,6 +307,8 @@ def run_challenge(
     n_subjects : subjects per synthetic release (ignored for real data).
     synthetic_options : more ``make_release`` options (e.g. ``trials_per_run``).
     checkpoint_every : also checkpoint every this many steps (None: at epoch ends only).
+    linear_baseline : also fit the ridge floor on the training subjects and report its test
+        NRMSE beside the model's (a few seconds).
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
     args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
@@ -373,6 +379,9 @@ def run_challenge(
     metrics["oracle_nrmse"] = (
         _oracle(challenge, root, test_ws, mini=mini) if synthetic else None
     )
+    metrics["ridge_nrmse"] = (
+        _ridge_floor(challenge, train_ws, test_ws, seed) if linear_baseline and model != "ridge"
+        else None)
     metrics["best_epoch"] = est.best_epoch_
     metrics["n_epochs"] = est.n_epochs_
     metrics["n_train_windows"] = int(est.n_train_)
@@ -402,6 +411,19 @@ def run_challenge(
         print(f"\nrun folder: {run_dir}  ({', '.join(files + ['config.json', 'weights.pt'])})")
     return ChallengeResult(run_dir=run_dir, metrics=metrics, table=table,
                            extra={"plots": files, "config": json.loads(json.dumps(config))})
+
+
+def _ridge_floor(challenge, train_ws, test_ws, seed) -> float:
+    """Test NRMSE of the ridge floor (``models/ridge.py``) fitted on the run's training
+    subjects (alpha by inner cross-validation over them): every deep model must beat it."""
+    from eegattn.training.estimator import EEGAttentionRegressor
+    from eegattn.training.metrics import nrmse
+
+    ridge = EEGAttentionRegressor(
+        model="ridge", valid_fraction=0.0, early_stopping=False, verbose=0, seed=seed,
+        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None,
+    ).fit(train_ws)
+    return nrmse(test_ws.y, ridge.predict(test_ws))
 
 
 def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, verbose,
