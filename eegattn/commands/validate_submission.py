@@ -12,7 +12,15 @@ def add_arguments(parser):
         "--release",
         metavar="DIR",
         default=None,
-        help="release folder (EEG2025r<N> or EEG2025r<N>mini) to score both challenges on",
+        help="release folder (EEG2025r<N>[mini]) to score both challenges on, with the "
+        "windows and crops of the challenge's scoring ingestion (every subject, CCD only)",
+    )
+    parser.add_argument(
+        "--trial-rule",
+        choices=("challenge", "current"),
+        default="challenge",
+        help="CCD trial table for challenge 1's scoring windows: the competition's eegdash "
+        "(default; a run's last trial is dropped) or eegdash 0.9's (it ends at end_experiment)",
     )
     parser.add_argument(
         "--device", default="cpu", help="DEVICE passed to Submission: cpu (default) or cuda"
@@ -47,6 +55,7 @@ def run(args):
     report = validate_submission(
         args.zip,
         release_root=args.release,
+        trial_rule=args.trial_rule,
         device=args.device,
         python=args.python,
         max_windows=args.max_windows,

@@ -17,9 +17,13 @@
    finite values, equal outputs for two calls, no dependence on the other windows of a batch,
    untouched input; load time and inference time per batch.
 
-Given a release (or windows), both challenges are also scored as the local scorer does: the
-official NRMSE (RMSE / population std of the targets), challenge 2 on a seeded 2 s crop of each
-4 s window predicted one window at a time in order, and overall = 0.3 C1 + 0.7 C2.
+Given a release, both challenges are also scored exactly as the challenge's scoring ingestion
+did (:mod:`eegattn.data.scoring`): its windows (CCD recordings of every subject, no exclusion;
+challenge 2 from recordings of at least 4 s with a target), its challenge-2 crops (each
+recording's own ``random.Random(42)``, ``randint(0, 200)`` per window in order), predictions
+one window at a time in order for challenge 2, the official NRMSE (RMSE / population std of
+the targets) and overall = 0.3 C1 + 0.7 C2; the report prints the window counts and the
+selection beside the scores.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from eegattn.challenge import CHALLENGE_WEIGHTS, crop_starts, parse_release_folder
+from eegattn.challenge import CHALLENGE_WEIGHTS, DEFAULT_TRIAL_RULE, TRIAL_RULES, crop_starts
 from eegattn.submission.package import (
     CHALLENGE_N_CHANS,
     CHALLENGE_N_TIMES,
@@ -47,7 +51,12 @@ from eegattn.submission.package import (
     SUBMISSION_FILE,
     WEIGHT_FILES,
 )
-from eegattn.utils.check import InvalidParameterError, check_positive_int, check_positive_number
+from eegattn.utils.check import (
+    InvalidParameterError,
+    check_option,
+    check_positive_int,
+    check_positive_number,
+)
 
 SIZE_WARN_BYTES = 100 * 1024 * 1024
 DEFAULT_BATCH_SIZES = (1, 4, 128)
@@ -250,7 +259,12 @@ class ValidationReport:
                     parts.append(f"challenge {k} NRMSE {s['nrmse']:.4f} ({s['n']} windows)")
             if "overall" in self.scores:
                 parts.append(f"overall {self.scores['overall']:.4f}")
-            lines.append("scores: " + "; ".join(parts))
+            where = f" on {self.scores['release']}" if self.scores.get("release") else ""
+            lines.append(f"scores{where}: " + "; ".join(parts))
+            for k in (1, 2):
+                s = self.scores.get(f"challenge_{k}") or {}
+                if s.get("selection"):
+                    lines.append(f"  challenge {k}: {s['n']} windows: {s['selection']}")
         problems = [f for f in self.findings if f.level != "info"]
         notes = [f for f in self.findings if f.level == "info"]
         for f in notes:
@@ -422,27 +436,27 @@ def _check_source(source: bytes, folder_names: set[str], report: ValidationRepor
 # scoring data
 
 
-def _release_windows(release_root: Path, challenge: int):
-    """Windows of one release folder (``.../EEG2025r5`` or ``...mini``) via ``eegattn.data``."""
-    from eegattn.data.cache import load_challenge_windows
+def _release_windows(release_root: Path, challenge: int, trial_rule: str):
+    """The scoring ingestion's windows of one release folder (:mod:`eegattn.data.scoring`)."""
+    from eegattn.data.scoring import scoring_windows
 
-    release_root = Path(release_root)
-    if not release_root.is_dir():
-        raise FileNotFoundError(f"release folder {release_root} does not exist")
-    parsed = parse_release_folder(release_root.name)
-    if parsed is None:
-        children = sorted(p for p in release_root.iterdir() if parse_release_folder(p.name))
-        if len(children) != 1:
-            raise ValueError(
-                f"{release_root} is not a release folder (EEG2025r<N> or EEG2025r<N>mini) and "
-                f"holds {len(children)} of them; pass one release folder to --release"
-            )
-        release_root = children[0]
-        parsed = parse_release_folder(release_root.name)
-    release, mini = parsed
-    return load_challenge_windows(
-        challenge, releases=(release,), root=release_root.parent, mini=mini, progress=False
-    ), f"{release}{' mini' if mini else ''}"
+    windows = scoring_windows(challenge, release_root, trial_rule=trial_rule)
+    return windows, windows.info["release_label"]
+
+
+def _crop_starts_for(windows, seed: int):
+    """Crop starts of a challenge-2 scoring set: the ones ``scoring_windows`` drew (the
+    ingestion's), the ingestion's draws per ``recording`` when the metadata names them, else
+    seeded numpy draws (windows given without metadata)."""
+    meta = getattr(windows, "metadata", None)
+    X = windows.X
+    if meta is not None and "crop_start" in meta.columns:
+        return meta["crop_start"].to_numpy()
+    if meta is not None and "recording" in meta.columns:
+        from eegattn.data.scoring import ingestion_crops
+
+        return ingestion_crops(meta, X.shape[2], CHALLENGE_N_TIMES)
+    return crop_starts(X.shape[0], X.shape[2], CHALLENGE_N_TIMES, seed)
 
 
 def _write_score_inputs(windows, challenge: int, scratch: Path, max_windows, seed) -> dict:
@@ -459,9 +473,12 @@ def _write_score_inputs(windows, challenge: int, scratch: Path, max_windows, see
     n = total if max_windows is None else min(int(max_windows), total)
     if n == 0:
         raise ValueError(f"no challenge-{challenge} windows to score")
-    # a subset spreads evenly over the set (so over subjects), keeping the order
+    # a subset spreads evenly over the set (so over subjects), keeping the order; the crops
+    # are drawn for the whole set first, so a window keeps its crop in a subset
     index = np.arange(total) if n == total else np.linspace(0, total - 1, n).round().astype(int)
-    starts = crop_starts(n, X.shape[2], CHALLENGE_N_TIMES, seed)
+    starts = None
+    if X.shape[2] != CHALLENGE_N_TIMES:
+        starts = np.asarray(_crop_starts_for(windows, seed))[index]
     x_path = scratch / f"score_c{challenge}.f32"
     with open(x_path, "wb") as fh:
         step = 256
@@ -480,6 +497,7 @@ def _write_score_inputs(windows, challenge: int, scratch: Path, max_windows, see
         "n_times": CHALLENGE_N_TIMES,
         "batch_size": SCORE_BATCH[challenge],
         "y": y[index],
+        "selection": (getattr(windows, "info", None) or {}).get("selection"),
     }
 
 
@@ -552,6 +570,7 @@ def validate_submission(
     device: str = "cpu",
     *,
     windows: dict | None = None,
+    trial_rule: str = DEFAULT_TRIAL_RULE,
     python: str | None = None,
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
     timing_batch: int | None = TIMING_BATCH,
@@ -567,13 +586,18 @@ def validate_submission(
         The zip to check.
     release_root : path, optional
         A release folder (``.../EEG2025r5`` or ``.../EEG2025r5mini``): both challenges are
-        scored on its windows (built with ``eegattn.data``).
+        scored on the windows and crops the challenge's scoring ingestion used
+        (:func:`eegattn.data.scoring.scoring_windows`: every subject, CCD only).
     device : str
         ``cpu`` or ``cuda`` (``cuda:N``): the harness's DEVICE.
     windows : dict, optional
         ``{1: windows_c1, 2: windows_c2}`` objects with ``X`` (n, 129, n_times) volts and
         ``y`` (n,), e.g. ``WindowSet``; scored instead of ``release_root``'s. Challenge-2
-        windows longer than 200 samples get a seeded 200-sample crop.
+        windows longer than 200 samples get a 200-sample crop: the ingestion's per-recording
+        draws when their metadata has a ``recording`` column, else seeded numpy draws.
+    trial_rule : str
+        ``"challenge"`` (default, the competition's trial table) or ``"current"`` (eegdash
+        0.9's), for challenge 1's scoring windows (see ``ccd_trial_table``).
     python : str, optional
         Interpreter for the harness (default: ``$EEGATTN_SUBMISSION_PYTHON`` or this one);
         point it at a Python 3.10 + torch 2.2 environment to reproduce the server exactly.
@@ -584,7 +608,7 @@ def validate_submission(
     max_windows : int, optional
         Score at most this many windows per challenge, evenly spread over the set.
     seed : int
-        Seed of the random batches and of the challenge-2 crops.
+        Seed of the random batches (and of challenge-2 crops of windows without metadata).
     timeout : float
         Seconds before the harness process is stopped.
 
@@ -603,6 +627,7 @@ def validate_submission(
     check_positive_int(max_windows, "max_windows", allow_none=True)
     check_positive_int(seed, "seed", minimum=0)
     check_positive_number(timeout, "timeout", unit="seconds")
+    check_option("trial_rule", trial_rule, TRIAL_RULES)
     python = python or os.environ.get(PYTHON_ENV_VAR) or sys.executable
     report = ValidationReport(zip_path=zip_path, device=str(device))
     report.size_bytes = zip_path.stat().st_size
@@ -645,7 +670,7 @@ def validate_submission(
         if scoring is None and release_root is not None:
             scoring = {}
             for k in (1, 2):
-                scoring[k], release_label = _release_windows(Path(release_root), k)
+                scoring[k], release_label = _release_windows(Path(release_root), k, trial_rule)
         for k, w in sorted((scoring or {}).items()):
             score_specs[k] = _write_score_inputs(w, int(k), scratch, max_windows, seed)
 
@@ -689,6 +714,8 @@ def _score(score_specs: dict, report: ValidationReport, release_label: str | Non
             report.add("warning", "score", f"challenge {k} cannot be scored: {err}")
             continue
         report.scores[f"challenge_{k}"] = {"nrmse": value, "n": int(spec["n"])}
+        if spec.get("selection"):
+            report.scores[f"challenge_{k}"]["selection"] = spec["selection"]
     if all(f"challenge_{k}" in report.scores for k in (1, 2)):
         report.scores["overall"] = sum(
             w * report.scores[f"challenge_{k}"]["nrmse"] for k, w in CHALLENGE_WEIGHTS.items()
