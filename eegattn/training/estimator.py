@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+import os
 import warnings
 
 import numpy as np
@@ -43,8 +44,17 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from eegattn.training.augment import LABEL_MOVING, parse_augment
 from eegattn.training.checkpoint import checkpoint_path, load_checkpoint
 from eegattn.training.distributed import current_context
+from eegattn.training.finetune import (
+    FINETUNE_MODES,
+    check_lora_options,
+    finish_finetune,
+    load_init,
+    prepare_finetune,
+    resolve_init,
+)
 from eegattn.training.loop import (
     LOSSES,
     LR_SCHEDULES,
@@ -380,6 +390,17 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         Start the bias of the model's last ``Linear`` (1 output) at the training-target mean,
         so training begins at the mean predictor (NRMSE ~1) instead of predicting 0 for
         response times around 1.5 s. The architecture and state_dict keys are unchanged.
+    init : str | None
+        Starting weights: ``"hf:ORG/NAME"`` (a braindecode checkpoint on the Hugging Face
+        hub), or a folder written by braindecode's ``save_pretrained``, ``eegattn pretrain``
+        or ``eegattn train`` (see :mod:`eegattn.training.finetune`). The model must have the
+        architecture of the weights (``eegattn train --init`` reads it from the folder).
+    finetune : {"full", "frozen", "lora"}
+        What trains: every weight; the head only (backbone weights unchanged); or low-rank
+        adapters on the backbone's linear layers (``peft``) plus the head, merged into the
+        weights when training ends.
+    lora_options : dict | None
+        ``r`` (rank, 8), ``alpha`` (16), ``dropout`` (0.0) of the LoRA adapters.
 
     Attributes (after fit)
     ----------------------
@@ -390,6 +411,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     None); best_epoch_; n_epochs_; stopped_early_; device_ (str); challenge_, cache_key_ (from
     a WindowSet, else None); resumed_from_ ((epoch, step) or None); seed_;
     output_bias_initialized_ (whether ``init_output_bias`` found a layer to set);
+    init_report_ (what ``init`` loaded: kind, tensors loaded of the model's, or None);
+    n_trainable_ (parameters that trained, adapters included);
     n_features_in_ (= n_chans_: what scikit-learn counts as features of a 3-D array,
     ``X.shape[1]``; ``predict`` must match it, while with ``crop_n_times`` it accepts windows
     of any length >= ``input_n_times_``, so n_chans * n_times would not describe its input).
@@ -450,6 +473,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         checkpoint_dir=None,
         checkpoint_every=None,
         init_output_bias=True,
+        init=None,
+        finetune="full",
+        lora_options=None,
+        augment=None,
+        crop_anchor=None,
     ):
         self.model = model
         self.model_options = model_options
@@ -473,6 +501,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.init_output_bias = init_output_bias
+        self.init = init
+        self.finetune = finetune
+        self.lora_options = lora_options
+        self.augment = augment
+        self.crop_anchor = crop_anchor
 
     # ------------------------------------------------------------------ validation
 
@@ -496,6 +529,18 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_int(self.start_from_epoch, "start_from_epoch", minimum=0, allow_none=True)
         check_positive_int(self.checkpoint_every, "checkpoint_every", allow_none=True)
         check_positive_int(self.crop_n_times, "crop_n_times", allow_none=True)
+        check_positive_int(self.crop_anchor, "crop_anchor", minimum=0, allow_none=True)
+        augment = parse_augment(self.augment)
+        if self.crop_anchor is not None and self.crop_n_times is None:
+            raise InvalidParameterError(
+                "crop_anchor is the crop start of the exact window inside longer windows; "
+                "set crop_n_times too (200 for the challenge's 2 s windows)")
+        moving = sorted(set(augment) & set(LABEL_MOVING))
+        if moving and self.crop_anchor is None:
+            raise InvalidParameterError(
+                f"augmentation {', '.join(moving)} moves the target with the crop and needs "
+                "windows cut with context plus crop_n_times and crop_anchor (e.g. windows "
+                "+0.3..+2.7 s: crop_n_times=200, crop_anchor=20)")
         check_positive_number(self.lr, "lr")
         check_fraction(self.weight_decay, "weight_decay", high=math.inf, low_inclusive=True)
         check_option("optimizer", self.optimizer, OPTIMIZERS)
@@ -511,6 +556,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_number(self.sfreq, "sfreq", unit="Hz")
         validate_type(self.model_options, (dict, None), "model_options")
         validate_type(self.seed, (int, np.integer, None), "seed")
+        validate_type(self.init, (str, os.PathLike, None), "init",
+                      fix="Give 'hf:ORG/NAME' or a folder path.")
+        check_option("finetune", self.finetune, FINETUNE_MODES)
+        if self.finetune == "lora":
+            check_lora_options(self.lora_options)
 
     def _split(self, n: int, groups, seed: int):
         """Return (train_idx, valid_idx, kind, valid_subjects)."""
@@ -572,6 +622,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         refused rather than overwritten. Returns ``self``.
         """
         self._check_params()
+        # the init folder (or hub snapshot) is found before any data work
+        init_source = None if self.init is None else resolve_init(self.init)
         X, y, groups, info = unpack_windows(X, y, groups)
         if y is None:
             raise ValueError(_Y_MISSING)
@@ -586,6 +638,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 f"crop_n_times={crop} is longer than the windows ({n_times} samples); use "
                 "crop_n_times <= n_times or None"
             )
+        if self.crop_anchor is not None and self.crop_anchor + crop > n_times:
+            raise ValueError(
+                f"crop_anchor={self.crop_anchor} + crop_n_times={crop} runs past the windows "
+                f"({n_times} samples); cut the windows with more context or lower the anchor")
         input_n_times = crop if crop is not None else n_times
         sfreq = float(info.get("sfreq", self.sfreq))
         device = resolve_device(self.device)
@@ -638,6 +694,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             checkpoint_every=(None if self.checkpoint_every is None
                               else int(self.checkpoint_every)),
             verbose=int(self.verbose),
+            augment=parse_augment(self.augment), crop_anchor=self.crop_anchor, sfreq=sfreq,
         )
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
@@ -646,9 +703,13 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 self.model, self.model_options, n_chans=n_chans, n_times=input_n_times,
                 sfreq=sfreq,
             )
+            init_report = None if init_source is None else load_init(module, init_source)
             bias_initialized = bool(self.init_output_bias) and init_output_bias(
                 module, float(np.mean(y[train_idx], dtype=np.float64))
             )
+            # frozen backbone or LoRA adapters (a peft model around `module`), merged after
+            module = prepare_finetune(module, self.finetune, self.lora_options)
+            n_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
             if split_kind == "window" and self.early_stopping and dist.is_main:
                 warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=2)
             module.to(device)
@@ -664,6 +725,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 if state is not None:
                     run.load(state)
             run.run()
+            module = finish_finetune(module)
 
         self.model_ = module.eval()
         self.history_ = run.history
@@ -686,6 +748,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.resumed_from_ = run.resumed_from
         self.seed_ = seed
         self.output_bias_initialized_ = bias_initialized
+        self.init_report_ = init_report
+        self.n_trainable_ = int(n_trainable)
         return self
 
     # ------------------------------------------------------------------ predict
@@ -707,7 +771,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         if next(iter(self.model_.parameters()), torch.empty(0)).device != device:
             self.model_.to(device)
         n = X.shape[0]
-        offsets = seeded_crop_offsets(n, X.shape[2], self.input_n_times_, self.seed_)
+        if self.crop_anchor is not None and X.shape[2] > self.input_n_times_:
+            offsets = np.full(n, self.crop_anchor)  # the exact window inside the context
+        else:
+            offsets = seeded_crop_offsets(n, X.shape[2], self.input_n_times_, self.seed_)
         crop = None if offsets is None else self.input_n_times_
         return predict_module(
             self.model_, X, np.arange(n), offsets, crop, int(self.batch_size), device
