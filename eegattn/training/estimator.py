@@ -374,6 +374,15 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         Model input length. Training draws a random crop of each window every epoch; predict
         and validation use seeded crops (see :func:`seeded_crop_offsets`). Challenge 2 uses
         400-sample windows and ``crop_n_times=200``.
+    crop_anchor : int | None
+        With windows cut with context (challenge 1: +0.3 .. +2.7 s, 240 samples), the crop
+        start of the exact window (20): training crops there (or at random shifts with
+        ``time_shift``), validation and ``predict`` always there.
+    augment : list | dict | None
+        Training augmentations by name (:mod:`eegattn.training.augment`):
+        ``channels_dropout``, ``gaussian_noise``, ``smooth_time_mask``, ``mixup`` (from
+        braindecode) and the label-moving ``time_shift`` and ``time_scale`` (they need
+        ``crop_anchor``); ``{name: options}`` sets options.
     sfreq : float
         Sampling rate passed to the model when X is an array (a WindowSet gives its own).
     device : str

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eegattn.training.augment import BatchAugmenter, resample_crops
 from eegattn.training.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -241,6 +242,13 @@ class LoopSettings:
     checkpoint_dir: str | None = None
     checkpoint_every: int | None = None
     verbose: int = 0
+    # augmentation (eegattn.training.augment): parsed {name: options}; the crop start that
+    # reads the exact window (validation, predict; time_shift measures shifts from it), the
+    # sampling rate and the label's time origin (challenge 1: +0.5 s after the stimulus)
+    augment: dict | None = None
+    crop_anchor: int | None = None
+    sfreq: float = 100.0
+    label_origin_s: float = 0.5
 
 
 class TrainingLoop:
@@ -268,6 +276,8 @@ class TrainingLoop:
         self.scheduler = make_scheduler(settings.lr_schedule, self.optimizer,
                                         settings.max_epochs * self.steps_per_epoch)
         self.loss_fn = make_loss(settings.loss)  # validation, and training by default
+        self.augment = dict(settings.augment or {})
+        self.augmenter = BatchAugmenter(self.augment, seed) if self.augment else None
         self.criterion = head_criterion(module)  # a head's own training loss, if it has one
         # progress
         self.epoch = 0
@@ -275,6 +285,7 @@ class TrainingLoop:
         self.global_step = 0
         self.order = None  # (n_train,) window indices of the current epoch
         self.offsets = None  # (n_train,) crop starts of the current epoch, or None
+        self.scales = None  # (n_train,) time_scale factors of the current epoch, or None
         self.loss_sum = 0.0  # this process's sum of batch losses x batch sizes in the epoch
         self.loss_count = 0
         self.history: list[dict] = []
@@ -303,6 +314,7 @@ class TrainingLoop:
             "global_step": self.global_step,
             "order": None if self.order is None else torch.from_numpy(self.order.copy()),
             "offsets": None if self.offsets is None else torch.from_numpy(self.offsets.copy()),
+            "scales": None if self.scales is None else torch.from_numpy(self.scales.copy()),
             "loss_sum": self.dist.gather_objects(self.loss_sum),
             "loss_count": self.dist.gather_objects(self.loss_count),
             "history": self.history,
@@ -337,6 +349,7 @@ class TrainingLoop:
         self.global_step = int(state["global_step"])
         self.order = None if state["order"] is None else state["order"].numpy()
         self.offsets = None if state["offsets"] is None else state["offsets"].numpy()
+        self.scales = None if state.get("scales") is None else state["scales"].numpy()
         self.loss_sum = float(state["loss_sum"][rank])
         self.loss_count = int(state["loss_count"][rank])
         self.history = list(state["history"])
@@ -371,7 +384,15 @@ class TrainingLoop:
         # identical on every process: each takes its share of each global batch
         rng = np.random.default_rng([self.seed, self.epoch])
         self.order = rng.permutation(self.train_idx)
-        self.offsets = random_crop_offsets(rng, len(self.order), self.n_times, self.crop)
+        anchor = self.s.crop_anchor
+        if anchor is None or "time_shift" in self.augment:
+            self.offsets = random_crop_offsets(rng, len(self.order), self.n_times, self.crop)
+        else:  # the exact window, every epoch
+            self.offsets = np.full(len(self.order), anchor)
+        self.scales = None
+        if "time_scale" in self.augment:
+            r = self.augment["time_scale"]["max_scale"]
+            self.scales = rng.uniform(1 - r, 1 + r, size=len(self.order))
         self.step_in_epoch = 0
         self.loss_sum, self.loss_count = 0.0, 0
 
@@ -391,8 +412,10 @@ class TrainingLoop:
             stop = n_train if last else start + s.batch_size
             idx = self.order[start:stop][rank::world]
             off = None if self.offsets is None else self.offsets[start:stop][rank::world]
-            xb = batch_tensor(self.X, idx, off, self.crop, self.device)
-            yb = torch.from_numpy(self.y[idx]).to(self.device)
+            sc = None if self.scales is None else self.scales[start:stop][rank::world]
+            xb, yb = self._batch(idx, off, sc)
+            if self.augmenter:
+                xb, yb = self.augmenter(xb, yb, self.epoch, self.step_in_epoch)
             scale = world * len(idx) / (stop - start) if world > 1 else 1.0
             loss = train_step(self.net, self.optimizer, self.loss_fn, xb, yb,
                               max_grad_norm=s.max_grad_norm, scale=scale,
@@ -421,13 +444,36 @@ class TrainingLoop:
         if bar is not None:
             bar.close()
 
+    def _batch(self, idx, off, scales) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training windows and targets; label-moving augmentation moves the target with the
+        crop (time_shift: RT - d) and the stretch (time_scale: t0 + s (RT - t0))."""
+        y = self.y[idx]
+        if scales is None and not (self.s.crop_anchor is not None and "time_shift"
+                                   in self.augment):
+            xb = batch_tensor(self.X, idx, off, self.crop, self.device)
+            return xb, torch.from_numpy(y).to(self.device)
+        x = resample_crops(np.asarray(self.X[idx]), off, self.crop, scales)
+        t0 = self.s.label_origin_s
+        shift = (off - self.s.crop_anchor) / self.s.sfreq  # d, seconds
+        scale = 1.0 if scales is None else scales
+        y = (t0 + scale * (y - t0 - shift)).astype(np.float32)
+        xb = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        return xb, torch.from_numpy(y).to(self.device)
+
+    def _eval_offsets(self, n: int):
+        """Crop starts of validation windows: the anchor (the exact window) if there is one,
+        else seeded crops."""
+        if self.crop is not None and self.s.crop_anchor is not None:
+            return np.full(n, self.s.crop_anchor)
+        return seeded_crop_offsets(n, self.n_times, self.crop, self.seed)
+
     def _validate(self) -> dict:
         """valid_loss, valid_nrmse and whether this epoch is the best so far (rank 0's view,
         shared with every process)."""
         out = {"valid_loss": None, "valid_nrmse": None}
         if self.dist.is_main and len(self.valid_idx):
             y_valid = self.y[self.valid_idx]
-            offsets = seeded_crop_offsets(len(self.valid_idx), self.n_times, self.crop, self.seed)
+            offsets = self._eval_offsets(len(self.valid_idx))
             pred = predict_module(self.module, self.X, self.valid_idx, offsets, self.crop,
                                   self.s.batch_size, self.device)
             out["valid_loss"] = float(
@@ -461,7 +507,7 @@ class TrainingLoop:
             print(format_epoch(record, s.max_epochs, self.dist.world_size), flush=True)
         self.epoch += 1
         self.step_in_epoch = 0
-        self.order, self.offsets = None, None
+        self.order, self.offsets, self.scales = None, None, None
         self.epoch_started = None
         if (s.early_stopping and self.bad_epochs >= s.patience
                 and self.epoch < s.max_epochs):  # at the last epoch it is no early stop
@@ -511,10 +557,14 @@ class ClosedFormRun:
         self.history: list[dict] = []
         self.best_epoch, self.stopped_early, self.resumed_from = 1, False, None
 
+    def _offsets(self, n: int):
+        if self.crop is not None and self.s.crop_anchor is not None:
+            return np.full(n, self.s.crop_anchor)
+        return seeded_crop_offsets(n, self.X.shape[2], self.crop, self.seed)
+
     def run(self) -> None:
         started = time.perf_counter()
-        n_times = self.X.shape[2]
-        offsets = seeded_crop_offsets(len(self.train_idx), n_times, self.crop, self.seed)
+        offsets = self._offsets(len(self.train_idx))
         X_train = crop_windows(np.asarray(self.X[self.train_idx]), offsets, self.crop)
         groups = None if self.groups is None else np.asarray(self.groups)[self.train_idx]
         self.module.cpu()
@@ -525,7 +575,7 @@ class ClosedFormRun:
         for name, idx in (("train", self.train_idx), ("valid", self.valid_idx)):
             record[f"{name}_loss"] = record[f"{name}_nrmse"] = None
             if len(idx):
-                off = seeded_crop_offsets(len(idx), n_times, self.crop, self.seed)
+                off = self._offsets(len(idx))
                 pred = predict_module(self.module, self.X, idx, off, self.crop,
                                       self.s.batch_size, self.device)
                 record[f"{name}_loss"] = float(loss_fn(torch.from_numpy(pred),
