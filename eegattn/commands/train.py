@@ -22,11 +22,37 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--test-release", default=None,
                         help="hold this release out as the test set (train on the others)")
     parser.add_argument("--mini", action="store_true", help="use the mini releases")
-    parser.add_argument("--model", default="lightweight",
-                        help="lightweight, lightweight_fast, improved, lightweight_noattn or "
-                        "eegnex")
+    parser.add_argument("--model", default=None,
+                        help="lightweight (default), lightweight_fast, improved, "
+                        "lightweight_noattn, eegnex, ridge, or a foundation model: "
+                        "steegformer, cbramod, labram (and *_tiny); with --init, the "
+                        "folder's model")
     parser.add_argument("--model-options", default=None, type=_json_object,
                         help='model options as JSON, e.g. \'{"attention": "standard"}\'')
+    parser.add_argument("--init", default=None, metavar="SPEC",
+                        help="start from these weights: hf:ORG/NAME (a braindecode checkpoint "
+                        "on the Hugging Face hub) or a folder written by `eegattn pretrain`, "
+                        "`eegattn train` or braindecode's save_pretrained")
+    parser.add_argument("--finetune", choices=("full", "frozen", "lora"), default="full",
+                        help="what trains: every weight (full), the head only (frozen), or "
+                        "LoRA adapters on the backbone + the head (lora, through peft)")
+    parser.add_argument("--lora-options", default=None, type=_lora_json,
+                        help='LoRA adapters as JSON: r (8), alpha (16), dropout (0.0), e.g. '
+                        '\'{"r": 4}\'')
+    parser.add_argument("--head", choices=("regression", "softargmax", "distribution"),
+                        default=None,
+                        help="how the model reads the response time: pooling + MLP "
+                        "(regression), or a latency over the time tokens (softargmax, "
+                        "distribution); the model's own default when not given")
+    parser.add_argument("--augment", nargs="+", default=None, metavar="NAME",
+                        help="training augmentations: time_shift, time_scale (they move the "
+                        "response time with the signal), channels_dropout, gaussian_noise, "
+                        "smooth_time_mask, mixup")
+    parser.add_argument("--context", dest="context_s", type=float, default=None,
+                        metavar="SECONDS",
+                        help="challenge 1: cut training windows with this much signal on "
+                        "each side (default 0.2 with time_shift/time_scale); the test uses "
+                        "the exact +0.5..+2.5 s windows")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -72,6 +98,17 @@ def _json_object(text):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _lora_json(text):
+    import argparse
+
+    from eegattn.utils.check import InvalidParameterError, parse_json_object
+
+    try:
+        return parse_json_object(text, "--lora-options", example='{"r": 4}')
+    except InvalidParameterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def run(args):
     from eegattn.training.pipeline import resume_challenge, run_challenge
     from eegattn.training.signals import TrainingInterrupted
@@ -94,6 +131,8 @@ def run(args):
                 seed=args.seed, runs_dir=args.runs_dir, run_name=args.run_name,
                 cache_dir=args.cache_dir, n_subjects=args.subjects, n_jobs=args.n_jobs,
                 device=args.device, verbose=verbose, checkpoint_every=args.checkpoint_every,
+                init=args.init, finetune=args.finetune, lora_options=args.lora_options,
+                head=args.head, augment=args.augment, context_s=args.context_s,
             )
     except TrainingInterrupted as stop:
         import sys

@@ -32,7 +32,6 @@ before every batch for the same reason. Evaluation never augments: validation an
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from eegattn.utils.check import check_fraction, check_option
 
@@ -108,7 +107,8 @@ class BatchAugmenter:
     def __bool__(self) -> bool:
         return bool(self.transforms)
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int):
+    def __call__(self, xb, yb, epoch: int, step: int):
+        """Tensors (b, c, t) and (b,) -> augmented ones (mixup mixes the targets too)."""
         from sklearn.utils import check_random_state
 
         for k, transform in enumerate(self.transforms):

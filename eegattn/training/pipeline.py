@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Challenge 2's windows are 4 s; models see 2 s crops (random in training, seeded at test).
-from eegattn.challenge import C2_CROP_N_TIMES
+# (challenge 2's windows are 4 s; models see 2 s crops: random in training, seeded at test)
+from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S, C1_WINDOW_S, C2_CROP_N_TIMES, SFREQ
+from eegattn.utils.check import check_fraction
 
 CHALLENGE_TARGET = {1: "response time (s)", 2: "externalizing"}
 
@@ -257,7 +258,7 @@ def run_challenge(
     releases=("R5",),
     test_release: str | None = None,
     mini: bool = False,
-    model: str = "lightweight",
+    model: str | None = "lightweight",
     model_options: dict | None = None,
     epochs: int = 10,
     batch_size: int = 64,
@@ -278,6 +279,12 @@ def run_challenge(
     synthetic_options: dict | None = None,
     checkpoint_every: int | None = None,
     linear_baseline: bool = True,
+    init=None,
+    finetune: str = "full",
+    lora_options: dict | None = None,
+    head: str | None = None,
+    augment=None,
+    context_s: float | None = None,
     resume=None,
 ) -> ChallengeResult | None:
     """Train and evaluate one model on one challenge in a run folder.
@@ -309,13 +316,35 @@ def run_challenge(
     checkpoint_every : also checkpoint every this many steps (None: at epoch ends only).
     linear_baseline : also fit the ridge floor on the training subjects and report its test
         NRMSE beside the model's (a few seconds).
+    init : starting weights, ``hf:ORG/NAME`` or a folder (``eegattn pretrain``, ``eegattn
+        train``, braindecode's ``save_pretrained``); ``model=None`` takes the folder's model,
+        and the folder's architecture options come before ``model_options``
+        (:mod:`eegattn.training.finetune`).
+    finetune, lora_options : ``"full"``, ``"frozen"`` (head only) or ``"lora"`` (peft
+        adapters + head) and the adapters' ``r``, ``alpha``, ``dropout``.
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
     args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
                                                           "n_jobs")}
+    init_source = None
+    if init is not None:  # found first (a hub id without a network fails here, at once)
+        from eegattn.training.finetune import init_model_options, resolve_init
+
+        init_source = resolve_init(init)
+        model, model_options = init_model_options(model, model_options, init_source)
+        args.update(model=model, model_options=model_options)
+    elif model is None:
+        model = args["model"] = "lightweight"
+    if head is not None:  # shorthand for the model option every EEG model takes
+        model_options = args["model_options"] = {**(model_options or {}), "head": head}
+    crop_anchor, context_s = _context(challenge, augment, context_s)
     estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
                             patience=patience, start_from_epoch=start_from_epoch,
-                            checkpoint_every=checkpoint_every, seed=seed)
+                            checkpoint_every=checkpoint_every, seed=seed, init=init,
+                            finetune=finetune, lora_options=lora_options,
+                            augment=augment, crop_anchor=crop_anchor,
+                            crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
+                                200 if context_s else None))
     checked = check_challenge_options(
         challenge, root=root, releases=releases, test_release=test_release, mini=mini,
         model=model, model_options=model_options, valid_fraction=valid_fraction,
@@ -356,11 +385,26 @@ def run_challenge(
         root = root_used[0]
         pool, test = _split(windows, test_release=test_release, test_fraction=test_fraction,
                             seed=seed)
+        if init_source is not None and dist.is_main:  # pretrained on test subjects' windows?
+            from eegattn.training.finetune import warn_pretrained_on
+
+            warn_pretrained_on(init_source, windows.groups[test])
         train_ws, test_ws = windows.subset(pool), windows.subset(test)
+        if context_s:  # train on windows cut with context; test on the exact windows
+            kw = dict(shift_after_stimulus_s=C1_SHIFT_AFTER_STIMULUS_S - context_s,
+                      window_s=C1_WINDOW_S + 2 * context_s)
+            if dist.is_main:
+                wide = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
+                                     n_jobs, verbose, synthetic_options, **kw)[1]
+            dist.barrier()
+            if not dist.is_main:
+                wide = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
+                                     n_jobs, 0, synthetic_options, **kw)[1]
+            train_ws = wide.subset(np.flatnonzero(np.isin(wide.groups, train_ws.groups)))
 
         est = EEGAttentionRegressor(
             model=model, model_options=model_options, valid_fraction=valid_fraction,
-            crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None, device=device,
+            device=device,
             verbose=verbose if dist.is_main else 0,
             checkpoint_dir=str(run_dir / CHECKPOINT_DIR), **estimator_params,
         )
@@ -380,7 +424,8 @@ def run_challenge(
         _oracle(challenge, root, test_ws, mini=mini) if synthetic else None
     )
     metrics["ridge_nrmse"] = (
-        _ridge_floor(challenge, train_ws, test_ws, seed) if linear_baseline and model != "ridge"
+        _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor)
+        if linear_baseline and model != "ridge"
         else None)
     metrics["best_epoch"] = est.best_epoch_
     metrics["n_epochs"] = est.n_epochs_
@@ -413,7 +458,7 @@ def run_challenge(
                            extra={"plots": files, "config": json.loads(json.dumps(config))})
 
 
-def _ridge_floor(challenge, train_ws, test_ws, seed) -> float:
+def _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor=None) -> float:
     """Test NRMSE of the ridge floor (``models/ridge.py``) fitted on the run's training
     subjects (alpha by inner cross-validation over them): every deep model must beat it."""
     from eegattn.training.estimator import EEGAttentionRegressor
@@ -421,13 +466,36 @@ def _ridge_floor(challenge, train_ws, test_ws, seed) -> float:
 
     ridge = EEGAttentionRegressor(
         model="ridge", valid_fraction=0.0, early_stopping=False, verbose=0, seed=seed,
-        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else None,
+        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (200 if crop_anchor else None),
+        crop_anchor=crop_anchor,  # training windows with context: the exact window in them
     ).fit(train_ws)
     return nrmse(test_ws.y, ridge.predict(test_ws))
 
 
+def _context(challenge, augment, context_s) -> tuple[int | None, float | None]:
+    """(crop anchor in samples, context in seconds) of challenge-1 training windows: a
+    label-moving augmentation needs context on both sides of the +0.5..+2.5 s window
+    (default 0.2 s: windows +0.3..+2.7 s, the exact one 20 samples in)."""
+    from eegattn.training.augment import LABEL_MOVING, parse_augment
+
+    moving = set(parse_augment(augment)) & set(LABEL_MOVING)
+    if context_s is None:
+        context_s = 0.2 if moving else 0.0
+    check_fraction(context_s, "context_s", high=C1_SHIFT_AFTER_STIMULUS_S, low_inclusive=True,
+                   fix="It is the extra signal cut on each side of the 2 s window, in seconds.")
+    if context_s and challenge != 1:
+        raise ValueError("context_s applies to challenge 1 (challenge 2 already crops 2 s "
+                         "out of 4 s windows); leave it unset")
+    if moving and not context_s:
+        raise ValueError(f"{', '.join(sorted(moving))} moves the target with the crop and "
+                         "needs context around the window; give context_s > 0 (e.g. 0.2)")
+    if not context_s:
+        return None, None
+    return int(round(context_s * SFREQ)), float(context_s)
+
+
 def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, verbose,
-                  synthetic_options):
+                  synthetic_options, **window_options):
     """(release root, WindowSet): synthetic releases generated when ``root`` is None."""
     from eegattn.data.cache import load_challenge_windows
 
@@ -436,7 +504,8 @@ def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, v
                                  mini=mini, verbose=verbose > 1, **(synthetic_options or {}))
     cache = Path(cache_dir) / "windows" if cache_dir else None
     windows = load_challenge_windows(challenge, releases=names, root=root, mini=mini,
-                                     cache_dir=cache, n_jobs=n_jobs, progress=verbose > 0)
+                                     cache_dir=cache, n_jobs=n_jobs, progress=verbose > 0,
+                                     **window_options)
     return root, windows
 
 

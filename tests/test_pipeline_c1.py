@@ -1,0 +1,38 @@
+"""Challenge-1 options of the pipeline: a time head, label-moving augmentation on windows cut
+with context, and the test on the exact windows."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eegattn.training.pipeline import run_challenge
+
+TINY = {"trials_per_run": (8, 10), "max_runs": 1, "rest_seconds": 10.0}
+
+
+def test_time_head_with_time_shift_trains_on_context_and_tests_on_exact_windows(tmp_path):
+    common = dict(model="lightweight_fast", model_options={"conv_channels": [16, 32]},
+                  epochs=1, batch_size=32, n_subjects=10, cache_dir=tmp_path / "cache",
+                  verbose=0, synthetic_options=TINY, test_fraction=0.3, plots=False)
+    plain = run_challenge(1, runs_dir=tmp_path / "a", **common)
+    moved = run_challenge(1, runs_dir=tmp_path / "b", head="softargmax",
+                          augment=["time_shift", "channels_dropout"], **common)
+    config = json.loads((moved.run_dir / "config.json").read_text())
+    assert config["model_options"]["head"] == "softargmax"
+    assert config["window_n_times"] == 240 and config["n_times"] == 200  # +0.3..+2.7 s
+    assert config["estimator"]["crop_anchor"] == 20
+    assert config["estimator"]["augment"] == ["time_shift", "channels_dropout"]
+    # the same held-out subjects and exactly the same test windows as without context
+    assert moved.metrics["n_test_windows"] == plain.metrics["n_test_windows"]
+    assert config["split"]["test"] == json.loads(
+        (plain.run_dir / "config.json").read_text())["split"]["test"]
+    assert np.isfinite(moved.metrics["nrmse"])
+    assert moved.metrics["ridge_nrmse"] == pytest.approx(plain.metrics["ridge_nrmse"])
+    assert "ridge" in moved.table
+
+
+def test_label_moving_augmentation_is_refused_for_challenge_2(tmp_path):
+    with pytest.raises(ValueError, match="context_s applies to challenge 1"):
+        run_challenge(2, augment=["time_shift"], runs_dir=tmp_path, cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
