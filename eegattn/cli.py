@@ -20,6 +20,7 @@ COMMANDS = (
     "synth",
     "preprocess",
     "train",
+    "pretrain",
     "package",
     "validate_submission",
     "baseline",

@@ -47,6 +47,8 @@ __all__ = [
     "prepare_finetune",
     "finish_finetune",
     "check_lora_options",
+    "warn_pretrained_on",
+    "PretrainedOnTestWarning",
 ]
 
 FINETUNE_MODES = ("full", "frozen", "lora")
@@ -203,7 +205,8 @@ def _backbone_options(source: InitSource, backbone: str) -> dict:
         idx = source.config.get("chan_pos_idx")
         vocabulary = source.path / "steegformer_channels.json"
         if isinstance(idx, list) and len(idx) == 129:
-            options["chan_pos_idx"] = idx  # saved from a model of the HBN cap
+            if idx != list(range(129)):  # the adapter's own default otherwise
+                options["chan_pos_idx"] = idx  # saved from a model of the HBN cap
         elif vocabulary.is_file():
             from eegattn.models.foundation import nearest_vocabulary_slots
 
@@ -256,6 +259,33 @@ def init_model_options(model, model_options, source: InitSource) -> tuple[str, d
     options["backbone_options"] = {**_backbone_options(source, backbone),
                                    **dict(given.get("backbone_options") or {})}
     return model, options
+
+
+class PretrainedOnTestWarning(UserWarning):
+    """The ``--init`` folder was pretrained on windows of subjects the run tests on."""
+
+
+def warn_pretrained_on(source: InitSource, test_subjects) -> int:
+    """Warn when ``source`` (an ``eegattn pretrain`` folder) trained on windows of any of
+    ``test_subjects`` (their other tasks, without targets: transductive, not what a hidden
+    test set allows). Returns how many test subjects it saw."""
+    import warnings
+
+    if source.kind != "pretrain":
+        return 0
+    info = _read_json(source.path / PRETRAIN_MARKER)
+    seen = set(map(str, info.get("train_subjects", []))) | set(
+        map(str, info.get("heldout_subjects", [])))
+    test = {str(s) for s in test_subjects}
+    overlap = sorted(seen & test)
+    if overlap:
+        warnings.warn(
+            f"--init {source.spec} was pretrained on windows of {len(overlap)} of the "
+            f"{len(test)} test subjects (e.g. {overlap[0]}); their test score is optimistic. "
+            "Pretrain with --exclude-subjects <the test subjects> for a fair test",
+            PretrainedOnTestWarning, stacklevel=2,
+        )
+    return len(overlap)
 
 
 # --------------------------------------------------------------------------- loading
