@@ -77,7 +77,8 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     "steegformer_tiny": (
         "foundation",
         {"backbone": "steegformer",
-         "backbone_options": {"embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2}},
+         "backbone_options": {"embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2,
+                              "patch_size": 32}},
     ),
     "cbramod_tiny": (
         "foundation",
