@@ -1,8 +1,9 @@
 """Fixtures shared by the test modules.
 
-- ``tiny_root``: a tiny synthetic release (4 subjects, seed 3, a few short CCD runs and
-  RestingState at 100 Hz) written once per session under ``<basetemp>/hbn_tiny``; tests read
-  it and never modify it (copy it first, as ``tiny_copy`` fixtures do).
+- ``tiny_root``: a tiny synthetic release (4 subjects, seed 3, a few short CCD runs,
+  RestingState, DespicableMe and surroundSupp at 100 Hz) written once per session under
+  ``<basetemp>/hbn_tiny``; tests read it and never modify it (copy it first, as
+  ``tiny_copy`` fixtures do).
 - ``raw_root``: 2 subjects at 500 Hz with line noise, not band-passed (``raw_like=True``).
 - ``one_thread``: torch on one thread for the test, restored afterwards. Tiny models gain
   nothing from threads, and on a busy machine OpenMP waits cost 10x. Modules opt in with
@@ -17,10 +18,12 @@ from __future__ import annotations
 import pytest
 
 #: options of the tiny release (``make_release(root, **TINY_RELEASE)``)
-TINY_RELEASE = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0)
+TINY_RELEASE = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0,
+                    task_seconds=12.0)
 #: options of the 500 Hz raw-like release
 RAW500_RELEASE = dict(n_subjects=2, seed=5, raw_like=True, trials_per_run=(6, 8),
-                      rest_seconds=12.0, max_runs=1)
+                      rest_seconds=12.0, max_runs=1,
+                      tasks=("contrastChangeDetection", "RestingState"))
 
 
 @pytest.fixture(scope="session")

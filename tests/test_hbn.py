@@ -24,7 +24,7 @@ def test_discover_filters_and_exclusions(tiny_root):
     everything = hbn.discover_recordings(tiny_root, keep_excluded=True)
     subjects = {r.subject for r in everything}
     assert EXCLUDED_IN_TINY in subjects and len(subjects) == 4
-    assert {r.task for r in everything} == {CCD, "RestingState"}
+    assert {r.task for r in everything} == {CCD, "RestingState", "DespicableMe", "surroundSupp"}
 
     default = hbn.discover_recordings(tiny_root)
     assert EXCLUDED_IN_TINY not in {r.subject for r in default}

@@ -14,8 +14,10 @@ import pytest
 
 from eegattn.data import montage
 from eegattn.data import synthetic as S
+from eegattn.data.synthetic.tasks import C2_TASK_STRENGTH, availability_column
 
-TINY = dict(n_subjects=6, trials_per_run=(14, 18), max_runs=2, rest_seconds=20, n_jobs=1)
+TINY = dict(n_subjects=6, trials_per_run=(14, 18), max_runs=2, rest_seconds=20, task_seconds=20,
+            n_jobs=1)
 PRESSES = {"left_buttonPress", "right_buttonPress"}
 TARGETS = {"left_target", "right_target"}
 
@@ -130,7 +132,7 @@ def test_full_layout_files(tiny, truth):
         stem = bdf.name[: -len("_eeg.bdf")]
         for suffix in ("_eeg.json", "_channels.tsv", "_events.tsv", "_events.json"):
             assert (bdf.parent / f"{stem}{suffix}").is_file(), stem + suffix
-        column = "RestingState" if rec["task"] == "RestingState" else f"{rec['task']}_{rec['run']}"
+        column = availability_column(rec["task"], rec["run"])
         row = part[part.participant_id == f"sub-{rec['subject']}"].iloc[0]
         assert row[column] == "available"
     n_available = (part[list(S.HBN_TASK_COLUMNS)] == "available").to_numpy().sum()
@@ -281,7 +283,8 @@ def test_same_seed_same_bytes(tmp_path):
         ({"release": "R13"}, "unknown release"),
         ({"release": "r5"}, "unknown release"),
         ({"mini": True, "n_subjects": 5}, "exactly 20"),
-        ({"tasks": ("symbolSearch",)}, "tasks"),
+        ({"tasks": ("symbolsearch",)}, "tasks"),
+        ({"task_seconds": 5}, "task_seconds"),
         ({"sfreq": 99.5}, "whole number"),
         ({"raw_like": True, "sfreq": 100}, "raw_like"),
         ({"seed": -1}, "seed"),
@@ -387,6 +390,13 @@ def test_oracle_challenge2_uses_the_planted_feature(tiny, truth):
     assert np.all(np.diff(np.array(pred)[np.argsort(features)]) > 0)
     unknown = S.oracle_predict(tiny, 2, metadata=pd.DataFrame({"subject": ["sub-NDARXX000XXX"]}))
     assert np.isnan(unknown).all()
+    # every task shows the same subject feature: the oracle does not depend on the task
+    per_task = S.oracle_predict(tiny, 2, metadata=pd.DataFrame(
+        {"subject": subjects[:2] * 2, "task": ["DespicableMe"] * 2 + ["RestingState"] * 2}))
+    np.testing.assert_array_equal(per_task[:2], per_task[2:])
+    with pytest.raises(ValueError, match="holds no \\['symbolSearch'\\]"):
+        S.oracle_predict(tiny, 2, metadata=pd.DataFrame({"subject": subjects[:1],
+                                                         "task": ["symbolSearch"]}))
 
 
 def test_challenge2_feature_is_visible_in_the_eeg(tiny, truth):
@@ -404,6 +414,51 @@ def test_challenge2_feature_is_visible_in_the_eeg(tiny, truth):
         log_power.append(np.log(psd[(freqs >= 15) & (freqs <= 25)].mean()))
         features.append(info["feature"])
     assert np.corrcoef(features, log_power)[0, 1] > 0.8  # measured 0.99
+
+
+def test_challenge2_feature_strength_depends_on_the_task(tiny, truth):
+    """The frontal beta power follows the feature in every task, half as steeply in the
+    passive movie as at rest (strengths 0.5 and 1: the log-power slope scales with them)."""
+    import mne
+    from scipy.signal import welch
+
+    c2 = truth["challenge2"]
+    assert c2["task_strength"] == {t: C2_TASK_STRENGTH[t] for t in truth["params"]["tasks"]}
+    assert c2["task_strength"]["DespicableMe"] == 0.5 and c2["task_strength"]["RestingState"] == 1
+    pattern = np.array(c2["pattern"])
+    slopes = {}
+    for task in ("RestingState", "DespicableMe", "surroundSupp"):
+        features, log_power = [], []
+        for rec in truth["recordings"]:
+            if rec["task"] != task or rec["run"] not in (None, 1):
+                continue
+            x = pattern @ mne.io.read_raw_bdf(tiny / rec["path"], verbose=False).get_data()
+            freqs, psd = welch(x, fs=100.0, nperseg=256)
+            log_power.append(np.log(psd[(freqs >= 15) & (freqs <= 25)].mean()))
+            features.append(c2["subjects"][rec["subject"]]["feature"])
+        assert len(features) >= 4
+        slopes[task] = np.polyfit(features, log_power, 1)[0]
+    # the planted log-power slope is 2 * 0.35 * strength (0.7 at rest, 0.35 in the movie),
+    # flattened by the background's own beta power: measured 0.47 at rest, 0.29 in the
+    # movie, 0.24 in surroundSupp (6 subjects)
+    assert 0.35 < slopes["RestingState"] < 0.8
+    for task in ("DespicableMe", "surroundSupp"):
+        assert 0.12 < slopes[task] < 0.45 and slopes[task] < 0.75 * slopes["RestingState"]
+
+
+def test_adding_tasks_keeps_the_ccd_and_rest_files(tmp_path):
+    """The other tasks draw from their own random streams: CCD and RestingState files are
+    byte for byte those of a release without them (old figures stay valid)."""
+    small = dict(n_subjects=3, trials_per_run=(4, 5), max_runs=1, rest_seconds=10,
+                 task_seconds=10, n_jobs=1)
+    two = S.make_release(tmp_path / "two", tasks=("contrastChangeDetection", "RestingState"),
+                         **small)
+    every = S.make_release(tmp_path / "all", tasks=S.SUPPORTED_TASKS, **small)
+    before, after = _snapshot(two), _snapshot(every)
+    kept = {k: v for k, v in before.items() if k.startswith("sub-")}
+    assert kept and all(after[k] == v for k, v in kept.items())
+    tasks = {re.search(r"task-([A-Za-z0-9]+)", k).group(1) for k in after if "_eeg.bdf" in k}
+    assert len(tasks) >= 9  # every task written (availability 0.9 per subject and run)
 
 
 def test_oracle_bad_input(tiny, tmp_path):

@@ -30,7 +30,11 @@ def add_arguments(parser):
     parser.add_argument("--sfreq", type=float, default=None,
                         help="sampling rate in Hz (default: 100, or 500 with --raw-like)")
     parser.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
-                        help="contrastChangeDetection and/or RestingState (default: both)")
+                        help="HBN tasks to write, or 'all' (default: contrastChangeDetection, "
+                        "RestingState, DespicableMe, surroundSupp)")
+    parser.add_argument("--task-seconds", type=float, default=None, metavar="S",
+                        help="length of each recording of the tasks other than CCD and "
+                        "RestingState (default: 60)")
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="worker processes (default: 1 below 8 subjects, else 2)")
     parser.add_argument("--force", action="store_true",
@@ -54,7 +58,11 @@ def run(args) -> int:
 
     options = {}
     if args.tasks is not None:
-        options["tasks"] = tuple(args.tasks)
+        from eegattn.challenge import ALL_TASKS, TASKS
+
+        options["tasks"] = TASKS if ALL_TASKS in args.tasks else tuple(args.tasks)
+    if args.task_seconds is not None:
+        options["task_seconds"] = args.task_seconds
     if args.sfreq is not None:
         options["sfreq"] = args.sfreq
     start = time.perf_counter()
@@ -73,10 +81,12 @@ def run(args) -> int:
     recordings = truth["recordings"]
     n_ccd = sum(r["task"] == CCD_TASK for r in recordings)
     n_rest = sum(r["task"] == REST_TASK for r in recordings)
+    n_other = len(recordings) - n_ccd - n_rest
     c2 = truth["challenge2"]
     print(
         f"{'reused' if reused else 'wrote'} {release_dir}: "
-        f"{len(c2['subjects'])} subjects, {n_ccd} CCD runs, {n_rest} RestingState recordings, "
+        f"{len(c2['subjects'])} subjects, {n_ccd} CCD runs, {n_rest} RestingState and "
+        f"{n_other} other recordings, "
         f"{_size_on_disk(release_dir) / 1e6:.0f} MB"
         + ("" if reused else f", {elapsed:.1f} s")
     )

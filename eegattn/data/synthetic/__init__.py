@@ -58,7 +58,10 @@ score. R^2 = 0.36 / 1.36 = 0.26, so the best achievable NRMSE is sqrt(1 - 0.26) 
 population; on the default release it is 0.90 over the 4 s / 2 s-stride CCD windows of the 22
 subjects with a target. The log beta power of the Fz projection correlates 0.93 with ``f``
 across subjects, so the feature is visible in the EEG. Subjects whose externalizing is NaN in
-participants.tsv still get a feature from the same model.
+participants.tsv still get a feature from the same model. Every task carries the feature, with
+the task's strength (a multiplier of the 0.35 scale): 1 for CCD, RestingState and the other
+active tasks, 0.5 for the movies and surroundSupp (:mod:`~eegattn.data.synthetic.tasks`,
+``C2_TASK_STRENGTH``; fixed before any model was trained on them, not tuned).
 
 The truth is written to ``<release>/.eegattn_truth.json`` (a hidden file that BIDS tools and
 eegdash ignore): constants, topographies, per-subject features and one row per CCD trial.
@@ -70,9 +73,10 @@ response (4 %), wrong presses (8 %), double presses (8 %), a few swapped rows in
 (unsorted onsets), one CCD run in the release without ``end_experiment``, a ``9999`` first row.
 Event codes in ``event_code`` are illustrative, not HBN's.
 
-Size and time: the default release (24 subjects, 100 Hz, 65 CCD runs + 24 RestingState) is
-about 510 MB and takes about 15 s of CPU (2 worker processes by default; the bytes written do
-not depend on the number of workers).
+Size and time: the default release (24 subjects, 100 Hz, 65 CCD runs, 24 RestingState, about
+22 DespicableMe and 42 surroundSupp recordings of 60 s) is about 660 MB (510 MB of it CCD and
+RestingState, byte for byte what generator version 2 wrote) and takes about 20 s of CPU (2
+worker processes by default; the bytes written do not depend on the number of workers).
 
 Modules (this package re-exports the public names, so ``from eegattn.data.synthetic import
 make_release`` keeps working):
@@ -81,6 +85,8 @@ make_release`` keeps working):
   event codes, file names, small helpers;
 - :mod:`~eegattn.data.synthetic.subjects` -- subjects and their event timelines;
 - :mod:`~eegattn.data.synthetic.signals` -- the simulated EEG;
+- :mod:`~eegattn.data.synthetic.tasks` -- the tasks beyond CCD and RestingState (movies,
+  surroundSupp, sequence learning, symbol search) and each task's challenge-2 strength;
 - :mod:`~eegattn.data.synthetic.bids` -- writing the BIDS files;
 - :mod:`~eegattn.data.synthetic.release` -- :func:`make_release`, :func:`read_marker`;
 - :mod:`~eegattn.data.synthetic.oracle` -- :func:`load_truth`, :func:`oracle_predict`,
@@ -113,9 +119,12 @@ from eegattn.data.synthetic.params import (
     mini_subjects,
 )
 from eegattn.data.synthetic.release import make_release, read_marker
+from eegattn.data.synthetic.tasks import C2_TASK_STRENGTH, DEFAULT_TASKS
 
 __all__ = [
+    "C2_TASK_STRENGTH",
     "CCD_TASK",
+    "DEFAULT_TASKS",
     "DEFAULT_N_SUBJECTS",
     "EVENT_CODES",
     "EXCLUDED_SUBJECTS",

@@ -32,7 +32,8 @@ from eegattn.data.synthetic.subjects import (
 # ----------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------
-def _write_events(path_tsv: Path, rows: list[tuple[int, str, str]]) -> None:
+def _write_events(path_tsv: Path, rows: list[tuple[int, str, str]],
+                  levels: dict[str, str] | None = None) -> None:
     lines = ["onset\tduration\tvalue\tevent_code\tfeedback"]
     for onset_ms, value, feedback in rows:
         code = EVENT_CODES.get(value)
@@ -40,7 +41,7 @@ def _write_events(path_tsv: Path, rows: list[tuple[int, str, str]]) -> None:
             code = BLOCK_CODE_BASE + int(value[len("contrastChangeB"): -len("_start")])
         lines.append(f"{onset_ms / 1000.0:.3f}\tn/a\t{value}\t{code}\t{feedback}")
     path_tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    levels = {
+    levels = levels or {
         "9999": "Recording start marker (no experimental meaning).",
         "contrastChangeB<k>_start": "Start of block k of contrast-change trials.",
         "contrastTrial_start": "Start of a trial: two flickering gratings appear.",
@@ -78,7 +79,8 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _write_recording(root: Path, subject_id: str, task: str, run: int | None,
-                     data: np.ndarray, sfreq: float, rows, raw_like: bool) -> Path:
+                     data: np.ndarray, sfreq: float, rows, raw_like: bool,
+                     levels: dict[str, str] | None = None) -> Path:
     import mne
     import mne_bids
 
@@ -97,7 +99,7 @@ def _write_recording(root: Path, subject_id: str, task: str, run: int | None,
                                 verbose=False)
     fpath = Path(bids_path.fpath)
     stem = fpath.name[: -len("_eeg.bdf")]
-    _write_events(fpath.parent / f"{stem}_events.tsv", rows)
+    _write_events(fpath.parent / f"{stem}_events.tsv", rows, levels)
     eeg_json = fpath.parent / f"{stem}_eeg.json"
     meta = json.loads(eeg_json.read_text(encoding="utf-8"))
     meta.update(

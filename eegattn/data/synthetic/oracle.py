@@ -38,6 +38,7 @@ from eegattn.data.synthetic.params import (
     WINDOW_START,
     WINDOW_STOP,
 )
+from eegattn.data.synthetic.tasks import C2_TASK_STRENGTH
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,12 +127,13 @@ def _truth(params, subjects, trials, recordings, topo, c1_filter) -> dict:
             "trials": [{k: _clean(v) for k, v in t.items()} for t in trials],
         },
         "challenge2": {
-            "description": "frontal beta log-amplitude = scale * feature; "
+            "description": "frontal beta log-amplitude = scale * task strength * feature; "
                            "feature = beta * z(externalizing) + N(0, noise)",
             "pattern": [round(float(v), 6) for v in _referenced(topo.c2)],
             "beta": C2_BETA,
             "noise_sd": C2_NOISE,
             "log_amplitude_scale": C2_LOG_AMPLITUDE_SCALE,
+            "task_strength": {task: C2_TASK_STRENGTH[task] for task in params["tasks"]},
             "band_hz": [C2_BETA_FREQ - 2 * C2_BETA_SD, C2_BETA_FREQ + 2 * C2_BETA_SD],
             "externalizing_mean": EXTERNALIZING_MEAN,
             "externalizing_sd": EXTERNALIZING_SD,
@@ -143,7 +145,7 @@ def _truth(params, subjects, trials, recordings, topo, c1_filter) -> dict:
                     "externalizing": _clean(s.factors["externalizing"]),
                     "externalizing_latent": s.externalizing_latent,
                     "beta_rms_volts": C2_BETA_RMS * math.exp(C2_LOG_AMPLITUDE_SCALE *
-                                                             s.c2_feature),
+                                                             s.c2_feature),  # strength 1
                 }
                 for s in subjects
             },
@@ -221,6 +223,9 @@ def oracle_predict(
         no model can beat. Unknown trials give NaN.
     Challenge 2 (externalizing): ``metadata`` with a ``subject`` column; the prediction is
       E[externalizing | planted feature] under the generating model (NaN for unknown subjects).
+      The feature is one number per subject, shown by every task with the task's strength
+      (``truth["challenge2"]["task_strength"]``), so the prediction is the same for windows
+      of any task; a ``task`` column, when given, must name tasks the release holds.
     """
     truth = load_truth(release_dir)
     check_challenge(challenge)
@@ -244,6 +249,12 @@ def oracle_predict(
                          "feature is per subject)")
     _require_columns(metadata, ["subject"], "challenge 2 predicts per subject")
     c2 = truth["challenge2"]
+    if "task" in metadata.columns:
+        known = set(c2.get("task_strength") or truth["params"]["tasks"])
+        unknown = sorted(set(metadata["task"].astype(str)) - known)
+        if unknown:
+            raise ValueError(f"the release holds no {unknown} recordings (its tasks: "
+                             f"{sorted(known)}); the oracle predicts its own windows only")
     k = c2["beta"] / (c2["beta"] ** 2 + c2["noise_sd"] ** 2)
     table = c2["subjects"]
     out = []

@@ -7,22 +7,21 @@ import numpy as np
 from eegattn.challenge import (
     C1_SHIFT_AFTER_STIMULUS_S,
     C1_WINDOW_S,
-    CCD_TASK,
     R5_MINI_SUBJECTS,
     RELEASES,
-    REST_TASK,
+    TASKS,
 )
 
 # ----------------------------------------------------------------------------------------------
 # Facts about the challenge data
 # ----------------------------------------------------------------------------------------------
 # Releases, tasks, subjects and participants.tsv columns: eegattn.challenge.
-SUPPORTED_TASKS: tuple[str, ...] = (CCD_TASK, REST_TASK)
+SUPPORTED_TASKS: tuple[str, ...] = TASKS  # every HBN task (the others: synthetic/tasks.py)
 DEFAULT_N_SUBJECTS = 24
 
 MARKER_NAME = ".eegattn_synthetic.json"
 TRUTH_NAME = ".eegattn_truth.json"
-GENERATOR_VERSION = 2  # bump when the output changes: older releases are rebuilt
+GENERATOR_VERSION = 3  # bump when the output changes: older releases are rebuilt
 
 # Illustrative event codes (HBN's own codes are not reproduced).
 EVENT_CODES: dict[str, int] = {
@@ -37,6 +36,14 @@ EVENT_CODES: dict[str, int] = {
     "instructed_toOpenEyes": 20,
     "instructed_toCloseEyes": 30,
     "break cnt": 91,
+    # the other tasks (synthetic/tasks.py)
+    "video_start": 81,
+    "video_stop": 82,
+    "stim_ON": 83,
+    "fixpoint_ON": 84,
+    "task_start": 85,
+    "task_stop": 86,
+    "buttonPress": 87,
 }
 BLOCK_CODE_BASE = 40  # contrastChangeB<k>_start -> 40 + k
 

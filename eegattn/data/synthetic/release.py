@@ -52,6 +52,7 @@ from eegattn.data.synthetic.subjects import (
     _Subject,
     _subject_ids,
 )
+from eegattn.data.synthetic.tasks import DEFAULT_TASKS, write_other_tasks
 from eegattn.utils.check import check_positive_int
 
 
@@ -59,7 +60,7 @@ from eegattn.utils.check import check_positive_int
 # The release
 # ----------------------------------------------------------------------------------------------
 def _check_options(release, mini, n_subjects, seed, sfreq, raw_like, tasks, trials_per_run,
-                   max_runs, rest_seconds) -> dict:
+                   max_runs, rest_seconds, task_seconds) -> dict:
     release = _check_release(release)
     check_positive_int(seed, "seed", minimum=0)
     if n_subjects is None:
@@ -102,11 +103,14 @@ def _check_options(release, mini, n_subjects, seed, sfreq, raw_like, tasks, tria
         raise ValueError(f"max_runs must be 1, 2 or 3 (CCD has runs 1-3), got {max_runs!r}")
     if not 10.0 <= float(rest_seconds) <= 600.0:
         raise ValueError(f"rest_seconds must be in [10, 600], got {rest_seconds!r}")
+    if not 10.0 <= float(task_seconds) <= 600.0:
+        raise ValueError(f"task_seconds must be in [10, 600], got {task_seconds!r}")
     return {
         "release": release, "mini": bool(mini), "n_subjects": int(n_subjects), "seed": int(seed),
         "sfreq": sfreq, "raw_like": bool(raw_like), "tasks": sorted(tasks),
         "trials_per_run": list(lo_hi), "max_runs": int(max_runs),
-        "rest_seconds": float(rest_seconds), "generator_version": GENERATOR_VERSION,
+        "rest_seconds": float(rest_seconds), "task_seconds": float(task_seconds),
+        "generator_version": GENERATOR_VERSION,
     }
 
 
@@ -159,11 +163,12 @@ def make_release(
     seed: int = 0,
     sfreq: float | None = None,
     raw_like: bool = False,
-    tasks: tuple[str, ...] = (CCD_TASK, REST_TASK),
+    tasks: tuple[str, ...] = DEFAULT_TASKS,
     force: bool = False,
     trials_per_run: tuple[int, int] = (30, 40),
     max_runs: int = 3,
     rest_seconds: float = 120.0,
+    task_seconds: float = 60.0,
     n_jobs: int | None = None,
     verbose: bool = False,
 ) -> Path:
@@ -179,27 +184,32 @@ def make_release(
     seed : everything is deterministic given the parameters.
     sfreq : sampling rate (default 100 Hz, or 500 Hz with ``raw_like``).
     raw_like : 500 Hz with line noise, drifts and muscle noise (not yet band-passed).
-    tasks : subset of ``("contrastChangeDetection", "RestingState")``.
+    tasks : HBN task names (``eegattn.challenge.TASKS``); default CCD, RestingState,
+        DespicableMe and surroundSupp (``synthetic.tasks``: every task carries the subject's
+        challenge-2 feature, with the task's strength ``C2_TASK_STRENGTH``).
     force : rebuild an existing synthetic release (same or other parameters).
     trials_per_run : (low, high) CCD trials per run (drawn uniformly; ~4.5 s per trial).
     max_runs : CCD runs per subject are drawn from 1..3 (75 % have 3) and capped at this.
     rest_seconds : RestingState length in s (cycles of about 40 s: 1/4 eyes open, 3/4 closed).
+    task_seconds : length in s of each recording of the other tasks (movies, surroundSupp
+        runs, ...).
     n_jobs : worker processes (subjects in parallel); default 1 below 8 subjects, else up to 2.
         The output does not depend on it.
     verbose : print one line per subject.
 
     An existing release with the same parameters (and a complete marker) is returned as is;
-    one written by an older generator version is rebuilt.
+    one written by an older generator version is a stale cache and is rebuilt, whatever its
+    parameters.
     The release is generated in a hidden temporary folder next to it and renamed at the end,
     so an interrupted run never leaves a half-written release. A folder without the marker
     (not written here, e.g. a real download) is never replaced, even with ``force``.
 
-    Size and time: the default (24 subjects, 100 Hz) is about 510 MB and 15 s of CPU; 6
-    subjects with ``trials_per_run=(14, 18), max_runs=2, rest_seconds=20`` are 38 MB and about
-    2.5 s of CPU. ``raw_like`` files are 5x larger.
+    Size and time: the default (24 subjects, 100 Hz, four tasks) is about 660 MB and 20 s of
+    CPU; 6 subjects of CCD and RestingState with ``trials_per_run=(14, 18), max_runs=2,
+    rest_seconds=20`` are 38 MB and about 2.5 s of CPU. ``raw_like`` files are 5x larger.
     """
     params = _check_options(release, mini, n_subjects, seed, sfreq, raw_like, tasks,
-                            trials_per_run, max_runs, rest_seconds)
+                            trials_per_run, max_runs, rest_seconds, task_seconds)
     jobs = _resolve_jobs(n_jobs, params["n_subjects"])
     root = _prepare_root(root)
     name = release_folder_name(params["release"], params["mini"])
@@ -216,7 +226,7 @@ def make_release(
             return final
         diff = {k: (old_params.get(k), v) for k, v in params.items() if old_params.get(k) != v}
         # An older generator's output is a stale cache of ours: rebuilt without force.
-        if not force and set(diff) != {"generator_version"}:
+        if not force and "generator_version" not in diff:
             raise FileExistsError(
                 f"{final} holds a synthetic release with other parameters "
                 f"(existing -> requested: {diff}); pass force=True / --force to rebuild it, or "
@@ -346,6 +356,11 @@ def _generate_subject(out: Path, s: _Subject, topo: _Topographies, params: dict,
         available.add(REST_TASK)
         recordings.append({"subject": s.subject_id, "task": REST_TASK, "run": None,
                            "path": path.relative_to(stage).as_posix(), "duration": duration})
+    others, others_available = write_other_tasks(
+        stage, s, topo, params, simulate=_simulate, raw_artifacts=_raw_artifacts,
+        write_recording=_write_recording)
+    recordings += others
+    available |= others_available
     subject_dir = stage / f"sub-{s.subject_id}"
     for scans in subject_dir.glob("*_scans.tsv"):
         scans.unlink()  # HBN releases carry no scans.tsv

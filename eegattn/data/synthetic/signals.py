@@ -131,9 +131,12 @@ def _optimal_spatial_filter(cov: np.ndarray, pattern: np.ndarray) -> np.ndarray:
 
 
 def _simulate(rng: np.random.Generator, subj: _Subject, topo: _Topographies, n_times: int,
-              sfreq: float, *, eyes_closed=(), components=(), raw_like=False) -> np.ndarray:
+              sfreq: float, *, eyes_closed=(), components=(), raw_like=False,
+              c2_strength: float = 1.0) -> np.ndarray:
     """Brain signal + sensor noise of one recording in volts, shape (129, n_times), referenced
-    to Cz (row Cz = 0). ``raw_like`` only drops the 0.5 Hz high-pass; see ``_raw_artifacts``."""
+    to Cz (row Cz = 0). ``raw_like`` only drops the 0.5 Hz high-pass; see ``_raw_artifacts``.
+    ``c2_strength`` scales the challenge-2 feature's log amplitude in this recording (the
+    task's strength, ``tasks.C2_TASK_STRENGTH``; 1.0 leaves the arithmetic as it was)."""
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     times = np.arange(n_times) / sfreq
     pink = (freqs**2 + 1.0) ** (-subj.spectral_exponent / 4.0)
@@ -154,7 +157,7 @@ def _simulate(rng: np.random.Generator, subj: _Subject, topo: _Topographies, n_t
     for t0, t1 in eyes_closed:
         alpha_gain[int(t0 * sfreq): int(t1 * sfreq)] = ALPHA_CLOSED_GAIN
     eeg += np.outer(topo.alpha, subj.alpha_rms * alpha_gain * rhythms[0])
-    beta_rms = C2_BETA_RMS * math.exp(C2_LOG_AMPLITUDE_SCALE * subj.c2_feature)
+    beta_rms = C2_BETA_RMS * math.exp(C2_LOG_AMPLITUDE_SCALE * c2_strength * subj.c2_feature)
     eeg += np.outer(topo.c2, beta_rms * rhythms[1])
 
     # Challenge-1 component.
