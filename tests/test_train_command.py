@@ -160,3 +160,18 @@ def test_killed_run_resumes_to_the_same_weights_and_history(signum, release, uni
     again = subprocess.run(_cli("train", "--resume", str(run_dir)), env=_env(),
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "finished already" in again.stderr
+
+
+def test_modelling_options_reach_the_pipeline(monkeypatch):
+    import eegattn.training.pipeline as pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
+    assert main(["train", "--challenge", "1", "--head", "distribution", "--augment",
+                 "time_shift", "mixup", "--context", "0.25", "--ensemble", "3",
+                 "--ensemble-combine", "stack", "--test-fraction", "0.3"]) == 0
+    assert seen["head"] == "distribution" and seen["augment"] == ["time_shift", "mixup"]
+    assert seen["context_s"] == 0.25 and seen["ensemble"] == 3
+    assert seen["ensemble_combine"] == "stack" and seen["test_fraction"] == 0.3
+    assert main(["train", "--challenge", "1"]) == 0
+    assert seen["head"] is None and seen["augment"] is None and seen["ensemble"] == 1

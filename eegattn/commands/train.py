@@ -53,6 +53,12 @@ def add_arguments(parser, challenge=None):
                         help="challenge 1: cut training windows with this much signal on "
                         "each side (default 0.2 with time_shift/time_scale); the test uses "
                         "the exact +0.5..+2.5 s windows")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
+                        help="train K members (seeds seed..seed+K-1, one split) and combine "
+                        "them into one model: one run folder, one submission module")
+    parser.add_argument("--ensemble-combine", choices=("mean", "stack"), default="mean",
+                        help="mean of the members, or non-negative weights + intercept fitted "
+                        "on the validation subjects' predictions")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -133,6 +139,7 @@ def run(args):
                 device=args.device, verbose=verbose, checkpoint_every=args.checkpoint_every,
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
+                ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
             )
     except TrainingInterrupted as stop:
         import sys

@@ -26,6 +26,8 @@ _MODELS: dict[str, tuple[str, str]] = {
     "ridge": ("eegattn.models.ridge", "BinnedRidge"),
     # braindecode's foundation backbones behind the HBN adapter (models/foundation.py)
     "foundation": ("eegattn.models.foundation", "FoundationRegressor"),
+    # K registry models as one module (EEGAttentionRegressor(ensemble=K), models/ensemble.py)
+    "ensemble": ("eegattn.models.ensemble", "MeanEnsemble"),
 }
 
 # preset name -> (registered model, option defaults): the same class with other defaults (as
@@ -110,6 +112,7 @@ _lazy_getattr, _, _lazy_names = lazy_loader.attach(
         ],
         "eegnex": ["NormalizedEEGNeX"],
         "ridge": ["BinnedRidge"],
+        "ensemble": ["MeanEnsemble"],
         "foundation": ["FoundationRegressor"],
         "heads": ["TimeHead"],
         "normalization": ["EEGInputNormalization", "check_eeg_input"],

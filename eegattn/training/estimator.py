@@ -30,6 +30,7 @@ the CPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import math
 import os
@@ -487,6 +488,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         lora_options=None,
         augment=None,
         crop_anchor=None,
+        ensemble=1,
+        ensemble_combine="mean",
     ):
         self.model = model
         self.model_options = model_options
@@ -515,6 +518,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.lora_options = lora_options
         self.augment = augment
         self.crop_anchor = crop_anchor
+        self.ensemble = ensemble
+        self.ensemble_combine = ensemble_combine
 
     # ------------------------------------------------------------------ validation
 
@@ -540,6 +545,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_int(self.crop_n_times, "crop_n_times", allow_none=True)
         check_positive_int(self.crop_anchor, "crop_anchor", minimum=0, allow_none=True)
         augment = parse_augment(self.augment)
+        check_positive_int(self.ensemble, "ensemble")
+        check_option("ensemble_combine", self.ensemble_combine, ("mean", "stack"))
+        if self.ensemble_combine == "stack" and self.valid_fraction == 0:
+            raise InvalidParameterError(
+                "ensemble_combine='stack' fits its weights on the validation subjects; set "
+                "valid_fraction > 0 or use 'mean'")
         if self.crop_anchor is not None and self.crop_n_times is None:
             raise InvalidParameterError(
                 "crop_anchor is the crop start of the exact window inside longer windows; "
@@ -705,6 +716,72 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             verbose=int(self.verbose),
             augment=parse_augment(self.augment), crop_anchor=self.crop_anchor, sfreq=sfreq,
         )
+        n_members = int(self.ensemble)
+        member_specs = [{"model": model_spec(self.model),
+                         "model_options": dict(self.model_options or {})}] * n_members
+        members, runs = [], []
+        for k in range(n_members):
+            # an ensemble's members: seeds seed, seed + 1, ...; one split; own checkpoints
+            member_seed = seed + k
+            member_settings, member_state = settings, state
+            if n_members > 1:
+                member_dir = (None if settings.checkpoint_dir is None
+                              else os.path.join(settings.checkpoint_dir, f"member-{k}"))
+                member_settings = dataclasses.replace(settings, checkpoint_dir=member_dir)
+                member_state = None if member_dir is None else load_checkpoint(member_dir)
+                if member_state is not None and not resume:
+                    raise FileExistsError(
+                        f"{checkpoint_path(member_dir)} exists; pass resume=True to continue "
+                        "it, or delete it / choose another checkpoint_dir")
+                if self.verbose and dist.is_main:
+                    print(f"ensemble member {k + 1}/{n_members} (seed {member_seed})",
+                          flush=True)
+            module, run, bias_initialized, init_report, n_trainable = self._train_member(
+                member_settings, member_state, member_seed, X, y, groups, train_idx,
+                valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
+                fingerprint, init_source, warn=k == 0)
+            members.append(module)
+            runs.append(run)
+        if n_members > 1:
+            module = self._combine(members, member_specs, X, y, valid_idx, crop,
+                                   n_chans, input_n_times, sfreq, seed, device)
+            history = [{"member": k, **record} for k, r in enumerate(runs)
+                       for record in r.history]
+            run = runs[0]
+        else:
+            history = run.history
+
+        self.model_ = module.eval()
+        self.history_ = history
+        self.n_chans_ = int(n_chans)
+        self.n_features_in_ = int(n_chans)
+        self.n_times_ = int(n_times)
+        self.input_n_times_ = int(input_n_times)
+        self.sfreq_ = sfreq
+        self.n_outputs_ = 1
+        self.n_train_ = int(len(train_idx))
+        self.n_valid_ = int(len(valid_idx))
+        self.valid_split_ = split_kind
+        self.valid_subjects_ = valid_subjects
+        self.best_epoch_ = run.best_epoch if n_members == 1 else None
+        self.n_epochs_ = len(run.history) if n_members == 1 else None
+        self.members_best_epoch_ = [r.best_epoch for r in runs]
+        self.ensemble_members_ = member_specs if n_members > 1 else None
+        self.stopped_early_ = run.stopped_early
+        self.device_ = str(device)
+        self.challenge_ = info.get("challenge")
+        self.cache_key_ = info.get("cache_key")
+        self.resumed_from_ = run.resumed_from
+        self.seed_ = seed
+        self.output_bias_initialized_ = bias_initialized
+        self.init_report_ = init_report
+        self.n_trainable_ = int(n_trainable)
+        return self
+
+    def _train_member(self, settings, state, seed, X, y, groups, train_idx, valid_idx,
+                      split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
+                      fingerprint, init_source, warn=True):
+        """Build one model from ``seed`` and train it (the loop, or a closed-form fit)."""
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)  # the same initialisation on every process
@@ -719,7 +796,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             # frozen backbone or LoRA adapters (a peft model around `module`), merged after
             module = prepare_finetune(module, self.finetune, self.lora_options)
             n_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-            if split_kind == "window" and self.early_stopping and dist.is_main:
+            if warn and split_kind == "window" and self.early_stopping and dist.is_main:
                 warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=2)
             module.to(device)
             if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
@@ -735,31 +812,29 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                     run.load(state)
             run.run()
             module = finish_finetune(module)
+        return module, run, bias_initialized, init_report, n_trainable
 
-        self.model_ = module.eval()
-        self.history_ = run.history
-        self.n_chans_ = int(n_chans)
-        self.n_features_in_ = int(n_chans)
-        self.n_times_ = int(n_times)
-        self.input_n_times_ = int(input_n_times)
-        self.sfreq_ = sfreq
-        self.n_outputs_ = 1
-        self.n_train_ = int(len(train_idx))
-        self.n_valid_ = int(len(valid_idx))
-        self.valid_split_ = split_kind
-        self.valid_subjects_ = valid_subjects
-        self.best_epoch_ = run.best_epoch
-        self.n_epochs_ = len(run.history)
-        self.stopped_early_ = run.stopped_early
-        self.device_ = str(device)
-        self.challenge_ = info.get("challenge")
-        self.cache_key_ = info.get("cache_key")
-        self.resumed_from_ = run.resumed_from
-        self.seed_ = seed
-        self.output_bias_initialized_ = bias_initialized
-        self.init_report_ = init_report
-        self.n_trainable_ = int(n_trainable)
-        return self
+    def _combine(self, members, specs, X, y, valid_idx, crop, n_chans, input_n_times, sfreq,
+                 seed, device):
+        """The members as one :class:`~eegattn.models.ensemble.MeanEnsemble` (the mean, or
+        the stacker fitted on the validation subjects' predictions)."""
+        from eegattn.models.ensemble import stack_weights
+
+        ensemble = instantiate_model("ensemble", {"members": specs}, n_chans=n_chans,
+                                     n_times=input_n_times, sfreq=sfreq)
+        for target, member in zip(ensemble.members, members, strict=True):
+            target.load_state_dict(member.state_dict())
+        ensemble.to(device)
+        if self.ensemble_combine == "stack":
+            n_times = X.shape[2]
+            if self.crop_anchor is not None and crop is not None:
+                offsets = np.full(len(valid_idx), self.crop_anchor)
+            else:
+                offsets = seeded_crop_offsets(len(valid_idx), n_times, crop, seed)
+            preds = np.stack([predict_module(m, X, valid_idx, offsets, crop,
+                                             int(self.batch_size), device) for m in members], 1)
+            ensemble.set_combination(*stack_weights(preds, y[valid_idx]))
+        return ensemble
 
     # ------------------------------------------------------------------ predict
 
@@ -797,6 +872,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ pickling
 
+    def fitted_model_spec(self) -> tuple:
+        """``(model, model_options)`` that rebuild ``model_``: the estimator's own, or the
+        ``"ensemble"`` of its members after ``fit(ensemble=K > 1)``."""
+        members = getattr(self, "ensemble_members_", None)
+        if members:
+            return "ensemble", {"members": members}
+        return self.model, self.model_options
+
     def __getstate__(self):
         state = super().__getstate__()
         module = state.get("model_")
@@ -822,8 +905,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
             self.device = "cpu"
+        model, options = self.fitted_model_spec()
         module = instantiate_model(
-            self.model, self.model_options, n_chans=self.n_chans_, n_times=self.input_n_times_,
+            model, options, n_chans=self.n_chans_, n_times=self.input_n_times_,
             sfreq=self.sfreq_,
         )
         module.load_state_dict(weights)

@@ -285,6 +285,8 @@ def run_challenge(
     head: str | None = None,
     augment=None,
     context_s: float | None = None,
+    ensemble: int = 1,
+    ensemble_combine: str = "mean",
     resume=None,
 ) -> ChallengeResult | None:
     """Train and evaluate one model on one challenge in a run folder.
@@ -342,7 +344,8 @@ def run_challenge(
                             patience=patience, start_from_epoch=start_from_epoch,
                             checkpoint_every=checkpoint_every, seed=seed, init=init,
                             finetune=finetune, lora_options=lora_options,
-                            augment=augment, crop_anchor=crop_anchor,
+                            augment=augment, crop_anchor=crop_anchor, ensemble=ensemble,
+                            ensemble_combine=ensemble_combine,
                             crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
                                 200 if context_s else None))
     checked = check_challenge_options(

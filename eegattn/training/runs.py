@@ -163,9 +163,11 @@ def _describe_estimator(est) -> tuple:
                 "save_run needs an estimator whose model is a registry name or a class "
                 "(an nn.Module instance cannot be rebuilt by load_run)"
             )
+    fitted_model, fitted_options = est.fitted_model_spec() if hasattr(
+        est, "fitted_model_spec") else (params["model"], params.get("model_options"))
     structural = {
-        "model": model_spec(params["model"]),
-        "model_options": dict(params.get("model_options") or {}),
+        "model": model_spec(fitted_model),  # "ensemble" after fit(ensemble=K > 1)
+        "model_options": dict(fitted_options or {}),
         "n_chans": int(est.n_chans_),
         "n_times": int(est.input_n_times_),
         "sfreq": float(est.sfreq_),

@@ -1,0 +1,111 @@
+"""Ensembles: K members through the one loop, combined into one module that saves, reloads,
+pickles, resumes and packages into a validated submission."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from eegattn.models.ensemble import stack_weights
+from eegattn.training.estimator import EEGAttentionRegressor
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+SMALL = {"conv_channels": [16, 32], "channel_reduction": 8, "head_hidden": [8]}
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, 129, 200)) * 2e-5).astype(np.float32)
+    y = rng.normal(1.5, 0.3, n).astype(np.float32)
+    return X, y, np.repeat(np.arange(n // 8), 8)
+
+
+def _est(**kw):
+    options = dict(model="lightweight_fast", model_options=SMALL, max_epochs=2, batch_size=16,
+                   valid_fraction=0.0, early_stopping=False, verbose=0)
+    return EEGAttentionRegressor(**{**options, **kw})
+
+
+def test_mean_ensemble_is_the_mean_of_members_trained_with_consecutive_seeds():
+    X, y, _ = _data()
+    ens = _est(ensemble=3, seed=7).fit(X, y)
+    singles = [_est(seed=7 + k).fit(X, y) for k in range(3)]
+    for member, single in zip(ens.model_.members, singles, strict=True):
+        for key, value in single.model_.state_dict().items():
+            assert torch.equal(member.state_dict()[key], value)
+    expected = np.mean([s.predict(X[:6]) for s in singles], axis=0)
+    np.testing.assert_allclose(ens.predict(X[:6]), expected, rtol=1e-5, atol=1e-6)
+    assert {r["member"] for r in ens.history_} == {0, 1, 2}
+    assert ens.ensemble_members_ == [{"model": "lightweight_fast", "model_options": SMALL}] * 3
+
+
+def test_stacker_recovers_known_weights():
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(200, 3))
+    y = 0.7 * P[:, 0] + 0.3 * P[:, 2] + 1.0
+    weights, intercept = stack_weights(P, y)
+    np.testing.assert_allclose(weights, [0.7, 0.0, 0.3], atol=1e-8)
+    assert intercept == pytest.approx(1.0)
+    weights, _ = stack_weights(P, -P.sum(1))  # nothing helps with non-negative weights
+    np.testing.assert_allclose(weights, [1 / 3] * 3)
+
+
+def test_stacked_ensemble_saves_reloads_and_pickles(tmp_path):
+    import pickle
+
+    from eegattn.training.runs import create_run_dir, load_run, save_run
+
+    X, y, groups = _data()
+    est = _est(ensemble=2, ensemble_combine="stack", valid_fraction=0.25,
+               early_stopping=True, patience=1).fit(X, y, groups=groups)
+    assert torch.all(est.model_.weights >= 0)
+    pred = est.predict(X[:5])
+    run = create_run_dir(tmp_path, "ens")
+    save_run(run, est)
+    model, config = load_run(run)
+    assert config["model"] == "ensemble" and len(config["model_options"]["members"]) == 2
+    np.testing.assert_allclose(model(torch.from_numpy(X[:5])).detach().numpy()[:, 0], pred,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).predict(X[:5]), pred)
+
+
+def test_ensemble_members_checkpoint_and_resume(tmp_path):
+    X, y, _ = _data()
+    first = _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert (tmp_path / "member-0" / "last.pt").exists()
+    assert (tmp_path / "member-1" / "last.pt").exists()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y)
+    again = _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y, resume=True)
+    np.testing.assert_array_equal(again.predict(X[:4]), first.predict(X[:4]))
+
+
+def test_ensemble_packages_and_validates(tmp_path):
+    from eegattn.submission import package_submission, validate_submission
+    from eegattn.training.runs import create_run_dir, save_run
+
+    X, y, _ = _data(n=32)
+    runs = []
+    for challenge in (1, 2):
+        est = _est(ensemble=2, max_epochs=1, seed=challenge).fit(X, y)
+        run = create_run_dir(tmp_path, f"ens-c{challenge}")
+        save_run(run, est, config={"challenge": challenge})
+        runs.append(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        packed = package_submission(runs[0], runs[1], tmp_path / "ens.zip",
+                                    check_batch_sizes=(1, 3))
+        report = validate_submission(packed.path, batch_sizes=(1, 4), timing_batch=None)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"ensemble": 0}, "'ensemble' parameter"),
+    ({"ensemble": 2, "ensemble_combine": "vote"}, "'ensemble_combine' parameter"),
+    ({"ensemble": 2, "ensemble_combine": "stack"}, "fits its weights on the validation"),
+])
+def test_bad_ensemble_options(kw, message):
+    X, y, _ = _data(n=16)
+    with pytest.raises(ValueError, match=message):
+        _est(**kw).fit(X, y)
