@@ -797,7 +797,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             module = prepare_finetune(module, self.finetune, self.lora_options)
             n_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
             if warn and split_kind == "window" and self.early_stopping and dist.is_main:
-                warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=2)
+                # stacklevel 3: the warning points at the caller of fit
+                warnings.warn(_LEAKAGE_MESSAGE, SubjectLeakageWarning, stacklevel=3)
             module.to(device)
             if dist.rank > 0:  # each process its own dropout stream; rank 0 keeps seed's
                 torch.manual_seed(seed + 1_000_003 * dist.rank)
