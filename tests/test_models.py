@@ -19,7 +19,11 @@ from eegattn.models import available_models, build_model, model_class, model_opt
 from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
 
 ALL = ["lightweight", "improved", "lightweight_noattn", "eegnex"]
+FLOORS = ["ridge"]  # closed-form linear floor (models/ridge.py)
 PRESETS = ["lightweight_fast"]
+# braindecode foundation backbones (tests/test_foundation.py covers them)
+FOUNDATION = ["foundation", "steegformer", "cbramod", "labram", "steegformer_tiny",
+              "cbramod_tiny", "labram_tiny"]
 SMALL = {"n_chans": 8, "n_times": 64}  # fast configurations for behaviour tests
 SMALL_OPTIONS = {
     "lightweight": {"conv_channels": (16, 64), "channel_reduction": 4, "head_hidden": (8,)},
@@ -54,7 +58,7 @@ def small(name: str, **options) -> nn.Module:
 
 
 def test_available_models_and_unknown_names():
-    assert available_models() == sorted(ALL + PRESETS)
+    assert available_models() == sorted(ALL + PRESETS + FLOORS + FOUNDATION)
     with pytest.raises(ValueError, match="unknown model 'resnet'.*eegnex.*lightweight"):
         build_model("resnet")
     with pytest.raises(ValueError, match="unknown option.*'kernel'.*valid options:.*dropout"):
