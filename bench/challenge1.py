@@ -1,0 +1,178 @@
+"""Challenge 1 as the winners framed it: heads that read time, label-moving augmentation,
+ensembles, against the ridge floor and the mean predictor, over subject splits.
+
+Protocol (the model benchmark's, ``bench/models.py``): the default synthetic release
+(``cache/EEG2025r5``, 24 subjects, as ``make demo``), challenge-1 windows, a seeded
+subject-wise split per seed (25 % of the subjects held out), every configuration trained
+with the same epochs (10), batch (32), AdamW at 1e-3 with the cosine schedule and no early
+stopping, test NRMSE on the held-out subjects' exact +0.5..+2.5 s windows. Label-moving
+augmentation trains on windows cut +0.3..+2.7 s (``--context``) and reads the exact window
+for evaluation. Every configuration sees the same splits; the table gives mean NRMSE, the
+paired difference against ``lightweight_fast`` (regression head, no augmentation: the
+default before this benchmark) with its standard error, wins per split, fit time and
+training windows per second. The ridge floor and the mean predictor sit beside them.
+
+Say which splits chose settings: pass them with ``--seeds`` and record them in the docs;
+report on fresh ones.
+
+    .venv/bin/python bench/challenge1.py --seeds 10 11 12 --out docs/results/challenge1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import _common as common  # noqa: E402
+
+BASELINE = "fast"
+#: name -> (registry model, model options, estimator options)
+CONFIGS = {
+    "fast": ("lightweight_fast", {}, {}),
+    "fast+softargmax": ("lightweight_fast", {"head": "softargmax"}, {}),
+    "fast+distribution": ("lightweight_fast", {"head": "distribution"}, {}),
+    "fast+shift": ("lightweight_fast", {}, {"augment": ["time_shift"]}),
+    "fast+softargmax+shift": ("lightweight_fast", {"head": "softargmax"},
+                              {"augment": ["time_shift"]}),
+    "fast+distribution+shift": ("lightweight_fast", {"head": "distribution"},
+                                {"augment": ["time_shift"]}),
+    "ridge": ("ridge", {}, {}),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS),
+                        choices=list(CONFIGS))
+    parser.add_argument("--ensemble", type=int, default=0,
+                        help="also train this many seeds of each named config (--ensemble-of) "
+                        "and score their mean")
+    parser.add_argument("--ensemble-of", nargs="*", default=[], choices=list(CONFIGS))
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--context", type=float, default=0.2)
+    parser.add_argument("--n-subjects", type=int, default=24)
+    parser.add_argument("--cache", default=str(REPO / "cache"))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import warnings
+
+    import numpy as np
+    import torch
+
+    warnings.simplefilter("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from eegattn.data.cache import load_challenge_windows
+    from eegattn.data.synthetic import oracle_predict
+    from eegattn.training.estimator import EEGAttentionRegressor
+    from eegattn.training.metrics import nrmse
+    from eegattn.training.pipeline import prepare_synthetic
+    from eegattn.training.splits import subject_split
+
+    root = prepare_synthetic(["R5"], cache_dir=args.cache, n_subjects=args.n_subjects)
+    windows_dir = Path(args.cache) / "windows"
+    exact = load_challenge_windows(1, root=root, cache_dir=windows_dir, progress=False)
+    wide = load_challenge_windows(1, root=root, cache_dir=windows_dir, progress=False,
+                                  shift_after_stimulus_s=0.5 - args.context,
+                                  window_s=2.0 + 2 * args.context)
+    anchor = int(round(args.context * exact.sfreq))
+    oracle_all = oracle_predict(Path(root) / "EEG2025r5", 1, X=np.asarray(exact.X),
+                                sfreq=exact.sfreq)
+
+    def fit_predict(name, seed, split):
+        model, model_options, est_options = CONFIGS[name]
+        moving = bool(est_options.get("augment"))
+        train_ws = (wide.subset(np.flatnonzero(np.isin(wide.groups, split.train_subjects)))
+                    if moving else exact.subset(split.train))
+        est = EEGAttentionRegressor(
+            model=model, model_options=model_options or None, max_epochs=args.epochs,
+            batch_size=args.batch, lr=1e-3, early_stopping=False, valid_fraction=0.0,
+            seed=seed, verbose=0, **est_options,
+            **({"crop_n_times": 200, "crop_anchor": anchor} if moving else {}))
+        start = time.perf_counter()
+        est.fit(train_ws)
+        seconds = time.perf_counter() - start
+        pred = est.predict(exact.subset(split.test))
+        return pred, seconds, args.epochs * len(train_ws) / seconds
+
+    names = list(dict.fromkeys([BASELINE, *args.configs]))
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    ens_names = [f"{n} x{args.ensemble}" for n in args.ensemble_of] if args.ensemble else []
+    for n in ens_names:
+        runs[n] = []
+    reference = {"mean predictor": [], "oracle": []}
+    for seed in args.seeds:
+        split = subject_split(exact.groups, valid_fraction=0.0, test_fraction=0.25, seed=seed)
+        y_test, y_train = exact.y[split.test], exact.y[split.train]
+        reference["mean predictor"].append(
+            nrmse(y_test, np.full_like(y_test, float(np.mean(y_train)))))
+        reference["oracle"].append(nrmse(y_test, oracle_all[split.test]))
+        preds = {}
+        for name in names:
+            pred, seconds, wps = fit_predict(name, seed, split)
+            preds[name] = pred
+            runs[name].append({"seed": seed, "nrmse": nrmse(y_test, pred), "fit_s": seconds,
+                               "train_windows_per_s": wps})
+            print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
+                  f"({seconds:.0f} s)", flush=True)
+        for base in args.ensemble_of if args.ensemble else []:
+            members = [preds[base]] + [fit_predict(base, seed + 1000 * k, split)[0]
+                                       for k in range(1, args.ensemble)]
+            name = f"{base} x{args.ensemble}"
+            member_scores = [nrmse(y_test, p) for p in members]
+            runs[name].append({"seed": seed, "nrmse": nrmse(y_test, np.mean(members, 0)),
+                               "best_member_nrmse": min(member_scores),
+                               "mean_member_nrmse": float(np.mean(member_scores))})
+            print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
+                  f"(best member {min(member_scores):.4f})", flush=True)
+
+    base = np.array([r["nrmse"] for r in runs[BASELINE]])
+    rows, summary = [], {}
+    ridge = np.array([r["nrmse"] for r in runs["ridge"]]) if "ridge" in runs else None
+    for name, cells in runs.items():
+        scores = np.array([c["nrmse"] for c in cells])
+        diff = scores - base
+        se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        fit = [c["fit_s"] for c in cells if "fit_s" in c]
+        wps = [c["train_windows_per_s"] for c in cells if "train_windows_per_s" in c]
+        summary[name] = {"mean_nrmse": float(scores.mean()), "per_split": scores.tolist(),
+                         "diff_vs_baseline": float(diff.mean()), "diff_se": se,
+                         "wins_vs_baseline": int((diff < 0).sum()),
+                         "beats_ridge_every_split": (None if ridge is None or name == "ridge"
+                                                     else bool((scores < ridge).all()))}
+        rows.append([name, f"{scores.mean():.4f}",
+                     " / ".join(f"{s:.3f}" for s in scores),
+                     "-" if name == BASELINE else f"{diff.mean():+.4f} ({se:.4f})",
+                     "-" if name == BASELINE else f"{(diff < 0).sum()}/{len(diff)}",
+                     f"{np.mean(fit):.0f} s" if fit else "-",
+                     f"{np.mean(wps):.0f}" if wps else "-"])
+    for name, values in reference.items():
+        rows.append([name, f"{np.mean(values):.4f}", " / ".join(f"{v:.3f}" for v in values),
+                     "-", "-", "-", "-"])
+    print(f"\nChallenge 1, splits {args.seeds}, {args.epochs} epochs, batch {args.batch}\n")
+    print(common.markdown_table(
+        ["configuration", "mean NRMSE", "per split", f"paired diff vs {BASELINE} (SE)",
+         "wins", "fit", "train windows/s"], rows))
+    result = {"args": vars(args), "runs": runs, "reference": reference, "summary": summary}
+    if args.out:
+        common.write_atomic(args.out, json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
