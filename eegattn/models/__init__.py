@@ -24,6 +24,9 @@ _MODELS: dict[str, tuple[str, str]] = {
     "eegnex": ("eegattn.models.eegnex", "NormalizedEEGNeX"),
     # the linear floor: ridge on 100 ms bin means, fitted in closed form (models/ridge.py)
     "ridge": ("eegattn.models.ridge", "BinnedRidge"),
+    # challenge 2's subject-level baseline: band powers + covariance tangent space, ridge
+    # (models/features.py; MNE and pyriemann fit it, closed form)
+    "featureridge": ("eegattn.models.features", "FeatureRidge"),
     # braindecode's foundation backbones behind the HBN adapter (models/foundation.py)
     "foundation": ("eegattn.models.foundation", "FoundationRegressor"),
     # K registry models as one module (EEGAttentionRegressor(ensemble=K), models/ensemble.py)
@@ -112,6 +115,7 @@ _lazy_getattr, _, _lazy_names = lazy_loader.attach(
         ],
         "eegnex": ["NormalizedEEGNeX"],
         "ridge": ["BinnedRidge"],
+        "features": ["FeatureRidge"],
         "ensemble": ["MeanEnsemble"],
         "foundation": ["FoundationRegressor"],
         "heads": ["TimeHead"],
