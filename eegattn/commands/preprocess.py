@@ -27,7 +27,7 @@ def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = T
                       help="releases to use, e.g. R1 R2 (default: R5)")
     data.add_argument("--mini", action="store_true", help="use the EEG2025r<N>mini folders")
     data.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
-                      help="challenge 2 only: tasks to window (default: "
+                      help="challenge 2 only: HBN tasks to window, or 'all' (default: "
                       "contrastChangeDetection)")
     data.add_argument("--subjects", nargs="+", default=None, metavar="ID",
                       help="only these subjects (NDAR... or sub-NDAR...)")
@@ -56,6 +56,9 @@ def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = T
                      help="challenge 2: stride in s (default 2)")
     win.add_argument("--target", default=None,
                      help="target column (default rt_from_stimulus / externalizing)")
+    win.add_argument("--trial-rule", choices=("challenge", "current"), default=None,
+                     help="challenge 1: the competition's CCD trial table (default; a run's "
+                     "last trial is dropped) or eegdash 0.9's (it ends at end_experiment)")
     execution = parser.add_argument_group("execution")
     execution.add_argument("--cache-dir", default=None,
                      help="window cache folder (default: <project cache>/windows)")
@@ -76,6 +79,7 @@ def window_options(args: argparse.Namespace) -> dict:
         download=args.download, strict=args.strict, sfreq=args.sfreq, l_freq=args.l_freq,
         h_freq=args.h_freq, notch=tuple(args.notch or ()), reference=args.reference,
         window_s=args.window_s, stride_s=args.stride_s, target=args.target,
+        trial_rule=getattr(args, "trial_rule", None),
         cache_dir=args.cache_dir, n_jobs=args.n_jobs, backend=args.backend,
         hash_content=args.hash_content, progress=not args.no_progress,
     )  # fmt: skip

@@ -59,6 +59,14 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble-combine", choices=("mean", "stack"), default="mean",
                         help="mean of the members, or non-negative weights + intercept fitted "
                         "on the validation subjects' predictions")
+    parser.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
+                        help="challenge 2: HBN tasks to train on, or 'all' (default: "
+                        "contrastChangeDetection); the test windows are the held-out "
+                        "subjects' CCD windows, the task the challenge scores")
+    parser.add_argument("--trial-rule", choices=("challenge", "current"), default=None,
+                        help="challenge 1: the competition's CCD trial table (default; a "
+                        "run's last trial is dropped) or eegdash 0.9's (it ends at "
+                        "end_experiment)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -140,6 +148,7 @@ def run(args):
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
+                tasks=args.tasks, trial_rule=args.trial_rule,
             )
     except TrainingInterrupted as stop:
         import sys

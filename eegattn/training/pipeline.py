@@ -21,8 +21,16 @@ from pathlib import Path
 import numpy as np
 
 # (challenge 2's windows are 4 s; models see 2 s crops: random in training, seeded at test)
-from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S, C1_WINDOW_S, C2_CROP_N_TIMES, SFREQ
-from eegattn.utils.check import check_fraction
+from eegattn.challenge import (
+    C1_SHIFT_AFTER_STIMULUS_S,
+    C1_WINDOW_S,
+    C2_CROP_N_TIMES,
+    CCD_TASK,
+    DEFAULT_TRIAL_RULE,
+    SFREQ,
+    TRIAL_RULES,
+)
+from eegattn.utils.check import check_fraction, check_option
 
 CHALLENGE_TARGET = {1: "response time (s)", 2: "externalizing"}
 
@@ -287,6 +295,8 @@ def run_challenge(
     context_s: float | None = None,
     ensemble: int = 1,
     ensemble_combine: str = "mean",
+    tasks=None,
+    trial_rule: str | None = None,
     resume=None,
 ) -> ChallengeResult | None:
     """Train and evaluate one model on one challenge in a run folder.
@@ -324,6 +334,11 @@ def run_challenge(
         (:mod:`eegattn.training.finetune`).
     finetune, lora_options : ``"full"``, ``"frozen"`` (head only) or ``"lora"`` (peft
         adapters + head) and the adapters' ``r``, ``alpha``, ``dropout``.
+    tasks : challenge 2: the HBN tasks to train on (names, or ``"all"``; default the CCD
+        runs). The test windows are always the held-out subjects' CCD windows, the task the
+        challenge scores.
+    trial_rule : challenge 1: ``"challenge"`` (default) or ``"current"`` CCD trial table
+        (:func:`eegattn.data.windows.ccd_trial_table`).
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
     args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
@@ -340,6 +355,7 @@ def run_challenge(
     if head is not None:  # shorthand for the model option every EEG model takes
         model_options = args["model_options"] = {**(model_options or {}), "head": head}
     crop_anchor, context_s = _context(challenge, augment, context_s)
+    train_tasks, load_options = _task_options(challenge, tasks, trial_rule)
     estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
                             patience=patience, start_from_epoch=start_from_epoch,
                             checkpoint_every=checkpoint_every, seed=seed, init=init,
@@ -379,15 +395,17 @@ def run_challenge(
         synthetic = root is None
         if dist.is_main:  # rank 0 writes releases and caches; the others then read them
             root_used = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
-                                      n_jobs, verbose, synthetic_options)
+                                      n_jobs, verbose, synthetic_options, **load_options)
         dist.barrier()
         if not dist.is_main:
             root_used = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
-                                      n_jobs, 0, synthetic_options)
+                                      n_jobs, 0, synthetic_options, **load_options)
         windows = root_used[1]
         root = root_used[0]
         pool, test = _split(windows, test_release=test_release, test_fraction=test_fraction,
                             seed=seed)
+        if train_tasks is not None:  # train on the tasks asked for, test on CCD windows
+            pool, test = _select_tasks(windows, pool, test, train_tasks)
         if init_source is not None and dist.is_main:  # pretrained on test subjects' windows?
             from eegattn.training.finetune import warn_pretrained_on
 
@@ -395,7 +413,7 @@ def run_challenge(
         train_ws, test_ws = windows.subset(pool), windows.subset(test)
         if context_s:  # train on windows cut with context; test on the exact windows
             kw = dict(shift_after_stimulus_s=C1_SHIFT_AFTER_STIMULUS_S - context_s,
-                      window_s=C1_WINDOW_S + 2 * context_s)
+                      window_s=C1_WINDOW_S + 2 * context_s, **load_options)
             if dist.is_main:
                 wide = _prepare_data(challenge, root, names, mini, cache_dir, n_subjects,
                                      n_jobs, verbose, synthetic_options, **kw)[1]
@@ -445,6 +463,9 @@ def run_challenge(
         "data": "synthetic" if synthetic else "local",
         "split": {"train": train_subjects, "valid": valid_subjects, "test": test_subjects,
                   "seed": seed},
+        **({"tasks": {"train": train_tasks, "test": CCD_TASK}} if train_tasks else {}),
+        **({"trial_rule": load_options.get("trial_rule") or DEFAULT_TRIAL_RULE}
+           if challenge == 1 else {}),
         "world_size": dist.world_size,
     }
     save_run(run_dir, est, config=config, metrics=metrics)
@@ -495,6 +516,46 @@ def _context(challenge, augment, context_s) -> tuple[int | None, float | None]:
     if not context_s:
         return None, None
     return int(round(context_s * SFREQ)), float(context_s)
+
+
+def _task_options(challenge, tasks, trial_rule) -> tuple[list[str] | None, dict]:
+    """(training tasks or None, options for ``load_challenge_windows``), checked before any
+    work: challenge 2 loads the training tasks and the CCD runs (its test windows); challenge 1
+    takes the trial rule."""
+    from eegattn.data.hbn import resolve_tasks
+
+    options = {}
+    if trial_rule is not None:
+        if challenge != 1:
+            raise ValueError("trial_rule applies to challenge 1 (its CCD trials); leave it "
+                             "unset for challenge 2")
+        check_option("trial_rule", trial_rule, TRIAL_RULES)
+        options["trial_rule"] = trial_rule
+    if tasks is None:
+        return None, options
+    train_tasks = resolve_tasks(tasks)
+    if challenge == 1:
+        if train_tasks != [CCD_TASK]:
+            raise ValueError(f"challenge 1 uses the {CCD_TASK} task only (response times), "
+                             f"got tasks={tasks!r}; --tasks is for challenge 2")
+        return None, options
+    options["tasks"] = list(dict.fromkeys([*train_tasks, CCD_TASK]))
+    return train_tasks, options
+
+
+def _select_tasks(windows, pool, test, train_tasks):
+    """Training windows of ``train_tasks`` among ``pool``, test windows of the CCD runs among
+    ``test`` (the task the challenge scores), both non-empty."""
+    task = windows.metadata["task"].astype(str).to_numpy()
+    pool = pool[np.isin(task[pool], train_tasks)]
+    test = test[task[test] == CCD_TASK]
+    if not len(pool):
+        raise ValueError(f"no training windows of the tasks {train_tasks} (present: "
+                         f"{sorted(set(task))}); choose tasks the releases hold")
+    if len(np.unique(windows.groups[test])) < 2:
+        raise ValueError(f"fewer than 2 held-out subjects have {CCD_TASK} windows, which the "
+                         "test score needs; use more subjects")
+    return pool, test
 
 
 def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, verbose,
