@@ -17,9 +17,9 @@ read it that way (docs/challenge.md, "What the best challenge-1 entries did"). T
 ``regression`` (pooling and an MLP, every model's default) is built by the models themselves.
 
 Response times outside the window: two more bins, "before the window" and "after the
-window", sit at the ends of the time axis with learned latencies (initialised one token
-outside each edge). A press before +0.5 s or after +2.5 s has its target mass in those bins,
-so it neither crashes nor drags the in-window bins; the expectation can leave the window.
+window", sit at the ends of the time axis, one token outside each edge. A press before +0.5 s
+or after +2.5 s has its target mass in those bins, so it neither crashes nor drags the
+in-window bins; the expectation can leave the window.
 
 Shapes: tokens (b, n_tokens, dim) -> (b, 1) in evaluation; in training the distribution head
 returns (b, 1 + n_tokens + 2): the expectation, then the log-probabilities its criterion
@@ -32,14 +32,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S
 from eegattn.utils.check import check_fraction, check_option, check_positive_number
 
 __all__ = ["HEADS", "DISTRIBUTION_LOSSES", "TimeHead", "check_head"]
 
 HEADS = ("regression", "softargmax", "distribution")
 DISTRIBUTION_LOSSES = ("ce", "wasserstein")
-#: seconds from the stimulus to the first sample of the challenge-1 window
-C1_WINDOW_START_S = 0.5
 
 
 def check_head(head: str, head_options: dict | None) -> dict:
@@ -55,7 +54,7 @@ def check_head(head: str, head_options: dict | None) -> dict:
             f"valid: {', '.join(allowed) or 'none'}"
         )
     if head != "regression":
-        options.setdefault("time_origin", C1_WINDOW_START_S)
+        options.setdefault("time_origin", C1_SHIFT_AFTER_STIMULUS_S)
         check_fraction(options["time_origin"], "time_origin", low=-10.0, high=10.0,
                        fix="It is the time of the window's first sample after the stimulus, "
                        "in seconds (0.5 for challenge 1).")
@@ -92,9 +91,11 @@ class TimeHead(nn.Module):
         step = window_s / n_tokens
         centres = time_origin + step * (torch.arange(n_tokens, dtype=torch.float32) + 0.5)
         self.register_buffer("centres", centres, persistent=False)  # (n_tokens,) seconds
-        # learned latencies of "before" and "after" the window, one token outside each edge
-        self.edge_latency = nn.Parameter(
-            torch.tensor([time_origin - step / 2, time_origin + window_s + step / 2]))
+        # latencies of "before" and "after" the window: one token outside each edge, fixed
+        # (a parameter would get no gradient from the distribution loss and weight decay
+        # would pull it into the window)
+        self.register_buffer("edge_latency", torch.tensor(
+            [time_origin - step / 2, time_origin + window_s + step / 2]))
         self.token_logit = nn.Linear(dim, 1)  # (b, T, dim) -> (b, T, 1)
         self.edge_logit = nn.Linear(dim, 2)  # pooled (b, dim) -> (b, 2)
 
@@ -104,11 +105,9 @@ class TimeHead(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         # tokens: (b, T, dim)
-        logits = torch.cat([
-            self.edge_logit(tokens.mean(1))[:, :1],  # (b, 1) before the window
-            self.token_logit(tokens)[..., 0],  # (b, T)
-            self.edge_logit(tokens.mean(1))[:, 1:],  # (b, 1) after it
-        ], dim=1)  # (b, T + 2)
+        edges = self.edge_logit(tokens.mean(1))  # (b, 2): before / after the window
+        logits = torch.cat([edges[:, :1], self.token_logit(tokens)[..., 0], edges[:, 1:]],
+                           dim=1)  # (b, T + 2)
         log_p = torch.log_softmax(logits, dim=1)
         expected = (log_p.exp() * self.latencies()).sum(1, keepdim=True)  # (b, 1) seconds
         if self.distribution and self.training:
@@ -139,8 +138,4 @@ class TimeHead(nn.Module):
             float(self.centres[1] - self.centres[0]) / 2 if self.n_tokens > 1 else 0.0)
         return f"n_tokens={self.n_tokens}, {kind}, window from {start:.3g} s"
 
-
-def expected_from_output(output: Tensor) -> Tensor:
-    """The prediction column of any head's output: (b, 1 + ...) -> (b,)."""
-    return output[:, 0]
 

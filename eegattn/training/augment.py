@@ -107,13 +107,15 @@ class BatchAugmenter:
     def __bool__(self) -> bool:
         return bool(self.transforms)
 
-    def __call__(self, xb, yb, epoch: int, step: int):
+    def __call__(self, xb, yb, epoch: int, step: int, rank: int = 0):
         """Tensors (b, c, t) and (b,) -> augmented ones (mixup mixes the targets too)."""
         from sklearn.utils import check_random_state
 
         for k, transform in enumerate(self.transforms):
-            # one stream per (seed, epoch, step, transform): the same after a resume
-            stream = np.random.SeedSequence([self.seed, epoch, step, k]).generate_state(1)[0]
+            # one stream per (seed, epoch, step, transform, process): the same after a resume,
+            # and each data-parallel process draws its own masks
+            stream = np.random.SeedSequence([self.seed, epoch, step, k, rank]).generate_state(
+                1)[0]
             transform.rng = check_random_state(int(stream))
             xb, yb = transform(xb, yb)
             if isinstance(yb, tuple):  # mixup: (y, y of the partner, lambda)

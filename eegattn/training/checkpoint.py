@@ -7,10 +7,10 @@ either the previous complete checkpoint or the new one, never a half-written fil
 Everything stored is a tensor, a number, a string, a list or a dict, so checkpoints load with
 ``torch.load(weights_only=True)`` (no arbitrary code runs when reading one).
 
-What a training loop stores (see ``EEGAttentionRegressor.fit``): model, optimizer and scheduler
-state dicts, RNG states (:func:`capture_rng_state`), epoch, step within the epoch, global step,
-the epoch's data order, history and early-stopping state. Restoring all of them makes the
-resumed run bit-identical to an uninterrupted one on the CPU.
+What the training loop stores (``eegattn.training.loop.TrainingLoop``): model, optimizer and
+scheduler state dicts, RNG states (:func:`capture_rng_state`), epoch, step within the epoch,
+global step, the epoch's data order and crops, history and early-stopping state. Restoring all
+of them makes the resumed run bit-identical to an uninterrupted one on the CPU.
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ from eegattn.training.loop import (
     TrainingLoop,
     cpu_state_dict,
     crop_windows,
+    eval_offsets,
+    head_criterion,
     init_output_bias,
     make_loss,
     make_optimizer,
@@ -546,6 +548,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_int(self.crop_anchor, "crop_anchor", minimum=0, allow_none=True)
         augment = parse_augment(self.augment)
         check_positive_int(self.ensemble, "ensemble")
+        if self.ensemble > 1 and not (isinstance(self.model, str) and ":" not in self.model):
+            raise InvalidParameterError(
+                "an ensemble rebuilds its members by registry name; give model as a name from "
+                "eegattn.models.available_models(), or train the members yourself")
+        if "mixup" in augment and (self.model_options or {}).get("head") == "distribution":
+            raise InvalidParameterError(
+                "mixup mixes two response times into one, but the distribution head's target "
+                "would need both peaks; use another augmentation or head")
         check_option("ensemble_combine", self.ensemble_combine, ("mean", "stack"))
         if self.ensemble_combine == "stack" and self.valid_fraction == 0:
             raise InvalidParameterError(
@@ -658,6 +668,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 f"crop_n_times={crop} is longer than the windows ({n_times} samples); use "
                 "crop_n_times <= n_times or None"
             )
+        if set(parse_augment(self.augment)) & set(LABEL_MOVING) and crop >= n_times:
+            raise ValueError(
+                f"time_shift/time_scale need windows longer than the {crop}-sample crop; cut "
+                "them with context (e.g. +0.3..+2.7 s, 240 samples)")
         if self.crop_anchor is not None and self.crop_anchor + crop > n_times:
             raise ValueError(
                 f"crop_anchor={self.crop_anchor} + crop_n_times={crop} runs past the windows "
@@ -665,7 +679,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         input_n_times = crop if crop is not None else n_times
         sfreq = float(info.get("sfreq", self.sfreq))
         device = resolve_device(self.device)
-        dist = current_context(device)  # under torchrun: data-parallel over its processes
+        # with an initialised process group (eegattn train under torchrun): data-parallel
+        dist = current_context(device)
         device = dist.device or device
         if dist.world_size > 1 and int(self.batch_size) < 2 * dist.world_size:
             raise ValueError(
@@ -674,20 +689,25 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             )
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir to be set")
-        state = None
-        if self.checkpoint_dir is not None:
-            state = load_checkpoint(self.checkpoint_dir)
-            if state is not None and not resume:
-                raise FileExistsError(
-                    f"{checkpoint_path(self.checkpoint_dir)} exists; pass resume=True to "
-                    "continue it, or delete it / choose another checkpoint_dir"
-                )
+        n_members = int(self.ensemble)
+        # one checkpoint folder per ensemble member (member-K/), else the folder itself
+        member_dirs = [None] * n_members if self.checkpoint_dir is None else (
+            [str(self.checkpoint_dir)] if n_members == 1 else
+            [os.path.join(str(self.checkpoint_dir), f"member-{k}") for k in range(n_members)])
         fingerprint = self._fingerprint(X, y, groups)
-        if state is not None and state["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"the checkpoint in {self.checkpoint_dir} was written for other data or other "
-                "training parameters; resume with the same ones or use another checkpoint_dir"
-            )
+        member_states = []
+        for folder in member_dirs:  # all checked before any training
+            found = None if folder is None else load_checkpoint(folder)
+            if found is not None and not resume:
+                raise FileExistsError(
+                    f"{checkpoint_path(folder)} exists; pass resume=True to continue it, or "
+                    "delete it / choose another checkpoint_dir")
+            if found is not None and found["fingerprint"] != fingerprint:
+                raise ValueError(
+                    f"the checkpoint in {folder} was written for other data or other training "
+                    "parameters; resume with the same ones or use another checkpoint_dir")
+            member_states.append(found)
+        state = member_states[0]  # member 0 (seed + 0) holds the run's seed
         if state is not None:
             seed = int(state["seed"])  # seed=None drew one; the resumed run must reuse it
         elif self.seed is not None:
@@ -716,26 +736,16 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             verbose=int(self.verbose),
             augment=parse_augment(self.augment), crop_anchor=self.crop_anchor, sfreq=sfreq,
         )
-        n_members = int(self.ensemble)
         member_specs = [{"model": model_spec(self.model),
                          "model_options": dict(self.model_options or {})}] * n_members
         members, runs = [], []
         for k in range(n_members):
             # an ensemble's members: seeds seed, seed + 1, ...; one split; own checkpoints
             member_seed = seed + k
-            member_settings, member_state = settings, state
-            if n_members > 1:
-                member_dir = (None if settings.checkpoint_dir is None
-                              else os.path.join(settings.checkpoint_dir, f"member-{k}"))
-                member_settings = dataclasses.replace(settings, checkpoint_dir=member_dir)
-                member_state = None if member_dir is None else load_checkpoint(member_dir)
-                if member_state is not None and not resume:
-                    raise FileExistsError(
-                        f"{checkpoint_path(member_dir)} exists; pass resume=True to continue "
-                        "it, or delete it / choose another checkpoint_dir")
-                if self.verbose and dist.is_main:
-                    print(f"ensemble member {k + 1}/{n_members} (seed {member_seed})",
-                          flush=True)
+            member_settings = dataclasses.replace(settings, checkpoint_dir=member_dirs[k])
+            member_state = member_states[k]
+            if n_members > 1 and self.verbose and dist.is_main:
+                print(f"ensemble member {k + 1}/{n_members} (seed {member_seed})", flush=True)
             module, run, bias_initialized, init_report, n_trainable = self._train_member(
                 member_settings, member_state, member_seed, X, y, groups, train_idx,
                 valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
@@ -793,6 +803,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             bias_initialized = bool(self.init_output_bias) and init_output_bias(
                 module, float(np.mean(y[train_idx], dtype=np.float64))
             )
+            # a head's own criterion, read before peft wraps the head (LoRA hides its class)
+            criterion = head_criterion(module)
             # frozen backbone or LoRA adapters (a peft model around `module`), merged after
             module = prepare_finetune(module, self.finetune, self.lora_options)
             n_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -808,7 +820,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             else:
                 run = TrainingLoop(settings, module, X, y, train_idx, valid_idx, crop=crop,
                                    seed=seed, device=device, fingerprint=fingerprint,
-                                   dist=dist)
+                                   dist=dist, criterion=criterion)
                 if state is not None:
                     run.load(state)
             run.run()
@@ -821,17 +833,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         the stacker fitted on the validation subjects' predictions)."""
         from eegattn.models.ensemble import stack_weights
 
-        ensemble = instantiate_model("ensemble", {"members": specs}, n_chans=n_chans,
-                                     n_times=input_n_times, sfreq=sfreq)
+        with torch.random.fork_rng(devices=[]):  # building draws weights; keep the caller's
+            ensemble = instantiate_model("ensemble", {"members": specs}, n_chans=n_chans,
+                                         n_times=input_n_times, sfreq=sfreq)
         for target, member in zip(ensemble.members, members, strict=True):
             target.load_state_dict(member.state_dict())
         ensemble.to(device)
         if self.ensemble_combine == "stack":
-            n_times = X.shape[2]
-            if self.crop_anchor is not None and crop is not None:
-                offsets = np.full(len(valid_idx), self.crop_anchor)
-            else:
-                offsets = seeded_crop_offsets(len(valid_idx), n_times, crop, seed)
+            offsets = eval_offsets(len(valid_idx), X.shape[2], crop, self.crop_anchor, seed)
             preds = np.stack([predict_module(m, X, valid_idx, offsets, crop,
                                              int(self.batch_size), device) for m in members], 1)
             ensemble.set_combination(*stack_weights(preds, y[valid_idx]))
@@ -856,10 +865,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         if next(iter(self.model_.parameters()), torch.empty(0)).device != device:
             self.model_.to(device)
         n = X.shape[0]
-        if self.crop_anchor is not None and X.shape[2] > self.input_n_times_:
-            offsets = np.full(n, self.crop_anchor)  # the exact window inside the context
-        else:
-            offsets = seeded_crop_offsets(n, X.shape[2], self.input_n_times_, self.seed_)
+        if (self.crop_anchor is not None and X.shape[2] not in (self.n_times_,
+                                                                self.input_n_times_)):
+            raise ValueError(
+                f"X windows have {X.shape[2]} samples; this estimator reads the exact window "
+                f"at sample {self.crop_anchor} of {self.n_times_}-sample windows (or takes "
+                f"{self.input_n_times_}-sample windows as they are)")
+        offsets = eval_offsets(n, X.shape[2], self.input_n_times_, self.crop_anchor,
+                               self.seed_)
         crop = None if offsets is None else self.input_n_times_
         return predict_module(
             self.model_, X, np.arange(n), offsets, crop, int(self.batch_size), device

@@ -35,21 +35,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S
 from eegattn.training.augment import BatchAugmenter, resample_crops
 from eegattn.training.checkpoint import (
     capture_rng_state,
-    load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
 from eegattn.training.distributed import DistContext
 from eegattn.training.metrics import nrmse
-from eegattn.training.signals import (
-    TrainingInterrupted,
-    request_stop,
-    stop_on_signals,
-    stop_requested,
-)
+from eegattn.training.signals import TrainingInterrupted, stop_requested
 
 __all__ = [
     "OPTIMIZERS",
@@ -67,13 +62,11 @@ __all__ = [
     "random_crop_offsets",
     "seeded_crop_offsets",
     "crop_windows",
+    "eval_offsets",
     "cpu_state_dict",
     "init_output_bias",
     "head_criterion",
     "steps_per_epoch",
-    "request_stop",
-    "stop_on_signals",
-    "load_checkpoint",
 ]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -156,6 +149,14 @@ def random_crop_offsets(rng: np.random.Generator, n: int, n_times: int, crop: in
 def seeded_crop_offsets(n: int, n_times: int, crop: int | None, seed: int):
     """Deterministic evaluation crops: the same ``seed`` and ``n`` give the same crops."""
     return random_crop_offsets(np.random.default_rng(seed), n, n_times, crop)
+
+
+def eval_offsets(n: int, n_times: int, crop: int | None, anchor: int | None, seed: int):
+    """Crop starts for evaluation: the anchor (the exact window inside windows cut with
+    context), else seeded crops (challenge 2), else None (windows used as they are)."""
+    if crop is not None and anchor is not None and n_times > crop:
+        return np.full(n, anchor)
+    return seeded_crop_offsets(n, n_times, crop, seed)
 
 
 def crop_windows(xb: np.ndarray, offsets, crop: int | None) -> np.ndarray:
@@ -248,7 +249,7 @@ class LoopSettings:
     augment: dict | None = None
     crop_anchor: int | None = None
     sfreq: float = 100.0
-    label_origin_s: float = 0.5
+    label_origin_s: float = C1_SHIFT_AFTER_STIMULUS_S
 
 
 class TrainingLoop:
@@ -260,7 +261,8 @@ class TrainingLoop:
     """
 
     def __init__(self, settings: LoopSettings, module, X, y, train_idx, valid_idx, *, crop,
-                 seed: int, device, fingerprint: dict, dist: DistContext | None = None):
+                 seed: int, device, fingerprint: dict, dist: DistContext | None = None,
+                 criterion=None):
         self.s = settings
         self.module = module
         self.dist = dist or DistContext()
@@ -278,7 +280,9 @@ class TrainingLoop:
         self.loss_fn = make_loss(settings.loss)  # validation, and training by default
         self.augment = dict(settings.augment or {})
         self.augmenter = BatchAugmenter(self.augment, seed) if self.augment else None
-        self.criterion = head_criterion(module)  # a head's own training loss, if it has one
+        # a head's own training loss, if it has one (the estimator reads it before any
+        # fine-tuning wrapper hides the head)
+        self.criterion = criterion if criterion is not None else head_criterion(module)
         # progress
         self.epoch = 0
         self.step_in_epoch = 0
@@ -415,13 +419,13 @@ class TrainingLoop:
             sc = None if self.scales is None else self.scales[start:stop][rank::world]
             xb, yb = self._batch(idx, off, sc)
             if self.augmenter:
-                xb, yb = self.augmenter(xb, yb, self.epoch, self.step_in_epoch)
+                xb, yb = self.augmenter(xb, yb, self.epoch, self.step_in_epoch, rank)
             scale = world * len(idx) / (stop - start) if world > 1 else 1.0
             loss = train_step(self.net, self.optimizer, self.loss_fn, xb, yb,
                               max_grad_norm=s.max_grad_norm, scale=scale,
                               params=self.module.parameters(), criterion=self.criterion)
             value = float(loss)
-            if not math.isfinite(value):
+            if self.dist.any(not math.isfinite(value)):  # every process stops together
                 raise ValueError(
                     f"the training loss became {value} at epoch {self.epoch + 1}; lower lr or "
                     "set max_grad_norm"
@@ -460,20 +464,14 @@ class TrainingLoop:
         xb = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
         return xb, torch.from_numpy(y).to(self.device)
 
-    def _eval_offsets(self, n: int):
-        """Crop starts of validation windows: the anchor (the exact window) if there is one,
-        else seeded crops."""
-        if self.crop is not None and self.s.crop_anchor is not None:
-            return np.full(n, self.s.crop_anchor)
-        return seeded_crop_offsets(n, self.n_times, self.crop, self.seed)
-
     def _validate(self) -> dict:
         """valid_loss, valid_nrmse and whether this epoch is the best so far (rank 0's view,
         shared with every process)."""
         out = {"valid_loss": None, "valid_nrmse": None}
         if self.dist.is_main and len(self.valid_idx):
             y_valid = self.y[self.valid_idx]
-            offsets = self._eval_offsets(len(self.valid_idx))
+            offsets = eval_offsets(len(self.valid_idx), self.n_times, self.crop,
+                                   self.s.crop_anchor, self.seed)
             pred = predict_module(self.module, self.X, self.valid_idx, offsets, self.crop,
                                   self.s.batch_size, self.device)
             out["valid_loss"] = float(
@@ -547,7 +545,7 @@ class ClosedFormRun:
     """A model fitted in closed form (``module.fit_closed_form(X, y, groups)``, e.g. the ridge
     floor) instead of by gradient steps: it has no epochs, so it does not enter the loop; its
     one history record has the loop's keys so the estimator and run folders read it alike.
-    Longer windows are cut with the seeded crops validation uses."""
+    Longer windows are cut as evaluation cuts them (:func:`eval_offsets`)."""
 
     def __init__(self, settings: LoopSettings, module, X, y, train_idx, valid_idx, *, crop,
                  seed: int, device, groups=None):
@@ -557,14 +555,10 @@ class ClosedFormRun:
         self.history: list[dict] = []
         self.best_epoch, self.stopped_early, self.resumed_from = 1, False, None
 
-    def _offsets(self, n: int):
-        if self.crop is not None and self.s.crop_anchor is not None:
-            return np.full(n, self.s.crop_anchor)
-        return seeded_crop_offsets(n, self.X.shape[2], self.crop, self.seed)
-
     def run(self) -> None:
         started = time.perf_counter()
-        offsets = self._offsets(len(self.train_idx))
+        offsets = eval_offsets(len(self.train_idx), self.X.shape[2], self.crop,
+                               self.s.crop_anchor, self.seed)
         X_train = crop_windows(np.asarray(self.X[self.train_idx]), offsets, self.crop)
         groups = None if self.groups is None else np.asarray(self.groups)[self.train_idx]
         self.module.cpu()
@@ -575,7 +569,8 @@ class ClosedFormRun:
         for name, idx in (("train", self.train_idx), ("valid", self.valid_idx)):
             record[f"{name}_loss"] = record[f"{name}_nrmse"] = None
             if len(idx):
-                off = self._offsets(len(idx))
+                off = eval_offsets(len(idx), self.X.shape[2], self.crop, self.s.crop_anchor,
+                                   self.seed)
                 pred = predict_module(self.module, self.X, idx, off, self.crop,
                                       self.s.batch_size, self.device)
                 record[f"{name}_loss"] = float(loss_fn(torch.from_numpy(pred),
