@@ -33,6 +33,6 @@ def test_time_head_with_time_shift_trains_on_context_and_tests_on_exact_windows(
 
 
 def test_label_moving_augmentation_is_refused_for_challenge_2(tmp_path):
-    with pytest.raises(ValueError, match="context_s applies to challenge 1"):
+    with pytest.raises(ValueError, match="challenge 2 has no time target"):
         run_challenge(2, augment=["time_shift"], runs_dir=tmp_path, cache_dir=tmp_path)
     assert not any(tmp_path.iterdir())  # refused before anything was written

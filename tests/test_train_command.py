@@ -175,3 +175,20 @@ def test_modelling_options_reach_the_pipeline(monkeypatch):
     assert seen["ensemble_combine"] == "stack" and seen["test_fraction"] == 0.3
     assert main(["train", "--challenge", "1"]) == 0
     assert seen["head"] is None and seen["augment"] is None and seen["ensemble"] == 1
+
+
+def test_resume_names_the_real_flag_and_run_args_are_stored_as_json(tmp_path, capsys):
+    from pathlib import Path
+
+    from eegattn.training.pipeline import _jsonable_args
+
+    assert main(["train", "--resume", str(tmp_path), "--context", "0.3"]) == 2
+    assert "drop --context " in capsys.readouterr().err
+    stored = _jsonable_args({"augment": ("time_shift",), "model": "lightweight",
+                             "model_options": {"kernel_sizes": (7, 5)},
+                             "init": Path("pretrained"), "runs_dir": "runs"})
+    assert stored["augment"] == ["time_shift"]
+    assert stored["model_options"] == {"kernel_sizes": [7, 5]}
+    assert Path(stored["init"]).is_absolute() and Path(stored["runs_dir"]).is_absolute()
+    with pytest.raises(ValueError, match="model given by name"):
+        _jsonable_args({"model": object})

@@ -87,7 +87,9 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--runs-dir", default="runs", help="run folders go here")
     parser.add_argument("--run-name", default=None)
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel recording reads")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--device", default=None,
+                        help="cpu (default), cuda, cuda:N or auto; --resume keeps the run's "
+                        "device unless this is given")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="also checkpoint every N training steps (default: each epoch)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -144,7 +146,8 @@ def run(args):
                 start_from_epoch=args.start_from_epoch, test_fraction=args.test_fraction,
                 seed=args.seed, runs_dir=args.runs_dir, run_name=args.run_name,
                 cache_dir=args.cache_dir, n_subjects=args.subjects, n_jobs=args.n_jobs,
-                device=args.device, verbose=verbose, checkpoint_every=args.checkpoint_every,
+                device=args.device or "cpu", verbose=verbose,
+                checkpoint_every=args.checkpoint_every,
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
@@ -165,11 +168,13 @@ def run(args):
 def _refuse_changed_options(args) -> None:
     import argparse
 
-    defaults = argparse.ArgumentParser()
-    add_arguments(defaults, challenge=1)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, challenge=1)
+    flags = {action.dest: action.option_strings[0] for action in parser._actions
+             if action.option_strings}
     given = [key for key, value in vars(args).items()
-             if key not in _RESUMABLE and value != defaults.get_default(key)]
+             if key not in _RESUMABLE and value != parser.get_default(key)]
     if given:
-        flags = ", ".join("--" + key.replace("_", "-") for key in sorted(given))
+        named = ", ".join(sorted(flags.get(key, "--" + key.replace("_", "-")) for key in given))
         raise ValueError(f"--resume continues a run with the options it was started with; "
-                         f"drop {flags} (only --device, --n-jobs and --quiet may change)")
+                         f"drop {named} (only --device, --n-jobs and --quiet may change)")

@@ -29,6 +29,7 @@ from eegattn.challenge import (
     DEFAULT_TRIAL_RULE,
     SFREQ,
     TRIAL_RULES,
+    check_challenge,
 )
 from eegattn.utils.check import check_fraction, check_option
 
@@ -166,6 +167,11 @@ INCOMPLETE_NAME = "INCOMPLETE"  # present from the start of a run until it has f
 CHECKPOINT_DIR = "checkpoint"  # the training loop's last.pt while the run is going
 
 
+def default_run_name(challenge: int, model) -> str:
+    """``c<N>-<model>``; a ``module:Class`` model gives its class name."""
+    return f"c{challenge}-{str(model).rpartition(':')[2]}"
+
+
 def _count_subjects(root, names, mini) -> int | None:
     """Subjects on disk in the named real releases (``sub-*`` folders), None if unknown."""
     from eegattn.data.synthetic import release_folder_name
@@ -210,7 +216,7 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
     runs = Path(runs_dir)
     if runs.exists() and not runs.is_dir():
         raise ValueError(f"--runs-dir {runs} is a file, not a folder; choose another folder")
-    check_run_name(run_name or f"c{challenge}-{model}")
+    check_run_name(run_name or default_run_name(challenge, model))
     if root is not None and not Path(root).is_dir():
         raise FileNotFoundError(f"release root {root} does not exist; give the folder that "
                                 "holds EEG2025r<N> folders (see the README's data section)")
@@ -228,6 +234,9 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
         if model not in available_models():
             raise ValueError(f"unknown model {model!r}; choose one of "
                              f"{', '.join(available_models())} or give module:Class")
+    from eegattn.utils.check import check_positive_int
+
+    check_positive_int(estimator_params.get("ensemble", 1), "ensemble")
     if model_options is not None and not isinstance(model_options, dict):
         raise ValueError(f"model options must be a JSON object such as "
                          f"'{{\"dropout\": 0.2}}', got {model_options!r}")
@@ -341,14 +350,20 @@ def run_challenge(
         (:func:`eegattn.data.windows.ccd_trial_table`).
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
-    args = {k: v for k, v in locals().items() if k not in ("resume", "verbose", "device",
-                                                          "n_jobs")}
+    # the call's arguments as run_args.json stores them (refused here, before anything is
+    # written, if they cannot be stored); the estimator reads the options from this JSON
+    # form too, so a resumed run sees exactly what the first one saw (lists, not tuples)
+    args = _jsonable_args({k: v for k, v in locals().items()
+                           if k not in ("resume", "verbose", "n_jobs")})
+    model_options, augment = args["model_options"], args["augment"]
+    lora_options, init = args["lora_options"], args["init"]
     init_source = None
     if init is not None:  # found first (a hub id without a network fails here, at once)
         from eegattn.training.finetune import init_model_options, resolve_init
 
         init_source = resolve_init(init)
         model, model_options = init_model_options(model, model_options, init_source)
+        model_options = json.loads(json.dumps(model_options))
         args.update(model=model, model_options=model_options)
     elif model is None:
         model = args["model"] = "lightweight"
@@ -381,7 +396,7 @@ def run_challenge(
         run_dir = None
         if dist.is_main:
             run_dir = Path(resume) if resume else create_run_dir(
-                runs_dir, run_name or f"c{challenge}-{model}")
+                runs_dir, run_name or default_run_name(challenge, model))
             if not resume:
                 from eegattn.utils.io import write_json_atomic, write_text_atomic
 
@@ -468,7 +483,8 @@ def run_challenge(
            if challenge == 1 else {}),
         "world_size": dist.world_size,
     }
-    save_run(run_dir, est, config=config, metrics=metrics)
+    # a resumed run may have been stopped after these files were written: rewrite them
+    save_run(run_dir, est, config=config, metrics=metrics, force=bool(resume))
     files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
     table = format_table(challenge, model, metrics)
     from eegattn.utils.io import write_text_atomic
@@ -490,7 +506,8 @@ def _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor=None) -> float:
 
     ridge = EEGAttentionRegressor(
         model="ridge", valid_fraction=0.0, early_stopping=False, verbose=0, seed=seed,
-        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (200 if crop_anchor else None),
+        crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
+            200 if crop_anchor is not None else None),
         crop_anchor=crop_anchor,  # training windows with context: the exact window in them
     ).fit(train_ws)
     return nrmse(test_ws.y, ridge.predict(test_ws))
@@ -502,7 +519,11 @@ def _context(challenge, augment, context_s) -> tuple[int | None, float | None]:
     (default 0.2 s: windows +0.3..+2.7 s, the exact one 20 samples in)."""
     from eegattn.training.augment import LABEL_MOVING, parse_augment
 
+    check_challenge(challenge)
     moving = set(parse_augment(augment)) & set(LABEL_MOVING)
+    if moving and challenge != 1:
+        raise ValueError(f"{', '.join(sorted(moving))} moves the challenge-1 response time "
+                         "with the signal; challenge 2 has no time target: drop it")
     if context_s is None:
         context_s = 0.2 if moving else 0.0
     check_fraction(context_s, "context_s", high=C1_SHIFT_AFTER_STIMULUS_S, low_inclusive=True,
@@ -510,6 +531,10 @@ def _context(challenge, augment, context_s) -> tuple[int | None, float | None]:
     if context_s and challenge != 1:
         raise ValueError("context_s applies to challenge 1 (challenge 2 already crops 2 s "
                          "out of 4 s windows); leave it unset")
+    samples = context_s * SFREQ
+    if abs(samples - round(samples)) > 1e-6 or (context_s and round(samples) < 1):
+        raise ValueError(f"context_s={context_s} is not a whole number of samples at "
+                         f"{SFREQ:g} Hz; use a multiple of {1 / SFREQ:g} s")
     if moving and not context_s:
         raise ValueError(f"{', '.join(sorted(moving))} moves the target with the crop and "
                          "needs context around the window; give context_s > 0 (e.g. 0.2)")
@@ -574,15 +599,23 @@ def _prepare_data(challenge, root, names, mini, cache_dir, n_subjects, n_jobs, v
 
 
 def _jsonable_args(args: dict) -> dict:
+    """The arguments in the JSON form ``run_args.json`` keeps: absolute folders (a resume may
+    start elsewhere), lists for tuples. ValueError for what JSON cannot hold."""
     out = dict(args)
     for key in ("root", "runs_dir", "cache_dir"):
         if out.get(key) is not None:
             out[key] = str(Path(out[key]).resolve())
-    if isinstance(out.get("releases"), (tuple, list)):
-        out["releases"] = list(out["releases"])
-    if not isinstance(out.get("model"), str):
-        raise ValueError("a run folder needs a model given by name or module:Class")
-    return json.loads(json.dumps(out))
+    init = out.get("init")
+    if init is not None and not str(init).startswith("hf:"):
+        out["init"] = str(Path(init).resolve())
+    if out.get("model") is not None and not isinstance(out["model"], str):
+        raise ValueError("a run folder needs a model given by name or module:Class, not "
+                         f"{type(out['model']).__name__}")
+    try:
+        return json.loads(json.dumps(out))
+    except TypeError as exc:
+        raise ValueError(f"an option cannot be stored in run_args.json ({exc}); pass "
+                         "numbers, strings, lists and dicts") from None
 
 
 def _mark_complete(run_dir: Path) -> None:
@@ -613,5 +646,6 @@ def resume_challenge(run_dir, *, device: str | None = None, verbose: int = 1,
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{args_path} is damaged ({exc}); start a new run instead") from exc
     challenge = args.pop("challenge")
-    return run_challenge(challenge, **args, resume=run_dir, device=device or "cpu",
-                         verbose=verbose, n_jobs=n_jobs)
+    # the device it ran on unless told otherwise (older run_args.json files lack it)
+    args["device"] = device or args.get("device") or "cpu"
+    return run_challenge(challenge, **args, resume=run_dir, verbose=verbose, n_jobs=n_jobs)
