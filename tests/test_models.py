@@ -20,6 +20,7 @@ from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
 
 ALL = ["lightweight", "improved", "lightweight_noattn", "eegnex"]
 FLOORS = ["ridge"]  # closed-form linear floor (models/ridge.py)
+COMBINERS = ["ensemble"]  # registry models as one module (models/ensemble.py)
 PRESETS = ["lightweight_fast"]
 # braindecode foundation backbones (tests/test_foundation.py covers them)
 FOUNDATION = ["foundation", "steegformer", "cbramod", "labram", "steegformer_tiny",
@@ -58,7 +59,7 @@ def small(name: str, **options) -> nn.Module:
 
 
 def test_available_models_and_unknown_names():
-    assert available_models() == sorted(ALL + PRESETS + FLOORS + FOUNDATION)
+    assert available_models() == sorted(ALL + PRESETS + FLOORS + COMBINERS + FOUNDATION)
     with pytest.raises(ValueError, match="unknown model 'resnet'.*eegnex.*lightweight"):
         build_model("resnet")
     with pytest.raises(ValueError, match="unknown option.*'kernel'.*valid options:.*dropout"):
