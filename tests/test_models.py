@@ -19,7 +19,7 @@ from eegattn.models import available_models, build_model, model_class, model_opt
 from eegattn.models.normalization import EEGInputNormalization, check_eeg_input
 
 ALL = ["lightweight", "improved", "lightweight_noattn", "eegnex"]
-FLOORS = ["ridge"]  # closed-form linear floor (models/ridge.py)
+FLOORS = ["ridge", "featureridge"]  # closed-form linear floors (models/ridge.py, features.py)
 COMBINERS = ["ensemble"]  # registry models as one module (models/ensemble.py)
 PRESETS = ["lightweight_fast"]
 # braindecode foundation backbones (tests/test_foundation.py covers them)
