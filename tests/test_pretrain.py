@@ -156,3 +156,25 @@ def test_pretrain_folder_loads_all_but_the_head(tmp_path):
         else:
             assert torch.equal(fresh.state_dict()[key], value), key
     assert np.isfinite(report["loaded"])
+
+
+@pytest.mark.parametrize("name", ["steegformer_tiny", "cbramod_tiny", "labram_tiny"])
+def test_foundation_backbones_pretrain_by_reconstruction(name):
+    """Every registry backbone has time tokens at its `pool`: one reconstruction step
+    changes its backbone and leaves its head alone."""
+    from eegattn.models import build_model
+    from eegattn.training.pretrain import MaskedReconstruction
+
+    torch.manual_seed(0)
+    model = build_model(name)
+    net = MaskedReconstruction(model, 129, 200)
+    assert net.n_tokens == model.n_time_tokens
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    loss = net.criterion(net(torch.randn(2, 129, 200) * 2e-5), None)
+    assert torch.isfinite(loss)
+    loss.backward()
+    opt.step()
+    changed = {k for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+    assert any(k.startswith("backbone.") for k in changed)
+    assert not any(k.startswith("head.") for k in changed)
