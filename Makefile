@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench server-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Submissions of every model family, head and attention mechanism, validated under the
+# challenge server's Python 3.10 + torch 2.2.2 in a separate, git-ignored .venv-server (built
+# on first use from the registry; pip's cache makes a rebuild fast). See tools/server_check.py.
+server-check: $(STAMP)
+	$(BIN)/python tools/server_check.py --venv .venv-server
 
 bench: $(STAMP)
 	$(BIN)/python bench/attention.py
