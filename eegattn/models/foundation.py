@@ -31,8 +31,8 @@ head is the project's. ``pool`` receives the time tokens; self-supervised pretra
 (:mod:`eegattn.training.pretrain`) reads them there.
 
 Backbone sizes: without ``backbone_options`` each backbone has braindecode's default size, the
-published one, so released weights load (``--init``); the ``*_tiny`` registry presets are a
-few-thousand-parameter configuration for CPU tests and benchmarks.
+published one, so released weights load (``--init``); the ``*_tiny`` registry presets are
+small configurations (14k to 95k parameters) for CPU tests and benchmarks.
 """
 
 from __future__ import annotations
