@@ -58,6 +58,7 @@ def _train_args(root, cache, runs, name):
             "--run-name", name, "--quiet"]
 
 
+@pytest.mark.timeout(1200)  # a one-process run, then torchrun: minutes on a busy machine
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     (tmp_path / "ddp_test_model.py").write_text(MODEL_SOURCE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -87,7 +88,7 @@ def test_torchrun_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
            "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",
            "-m", "eegattn", "train", *_train_args(root, cache, tmp_path / "runs2", "two")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=240)
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (ddp_dir,) = (tmp_path / "runs2").iterdir()  # rank 0 alone writes one run folder
     config = json.loads((ddp_dir / "config.json").read_text())
