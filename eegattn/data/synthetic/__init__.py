@@ -45,8 +45,8 @@ press) is then label noise. RTs are lognormal (subject medians about 0.55-1.1 s,
 younger; within-subject log-sd 0.3) truncated to 0.3-2.0 s. SNR: the jitter is 0.2 s of RT
 against an RT sd of about 0.29 s; the wave's peak at Pz (13.5 microvolts after the Cz
 reference) is about 1.5x the channel's RMS (about 9 microvolts).
-Measured on the default release (24 subjects, seed 0, excluded subjects dropped, 1928
-windows): NRMSE 0.60 for the planted latency itself (the floor: jitter + label noise) and 0.72
+Measured on the default release (24 subjects, seed 0, excluded subjects dropped, 1875
+windows): NRMSE 0.60 for the planted latency itself (the floor: jitter + label noise) and 0.71
 for the EEG oracle (matched filter on the minimum-variance spatial filter of the wave, then
 E[target | estimate]) -- the best achievable from the data.
 
