@@ -75,7 +75,7 @@ Event codes in ``event_code`` are illustrative, not HBN's.
 
 Size and time: the default release (24 subjects, 100 Hz, 65 CCD runs, 24 RestingState, about
 22 DespicableMe and 42 surroundSupp recordings of 60 s) is about 660 MB (510 MB of it CCD and
-RestingState, byte for byte what generator version 2 wrote) and takes about 20 s of CPU (2
+RestingState, byte for byte what generator version 2 wrote) and takes about 25 s of CPU (2
 worker processes by default; the bytes written do not depend on the number of workers).
 
 Modules (this package re-exports the public names, so ``from eegattn.data.synthetic import

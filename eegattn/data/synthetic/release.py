@@ -204,7 +204,7 @@ def make_release(
     so an interrupted run never leaves a half-written release. A folder without the marker
     (not written here, e.g. a real download) is never replaced, even with ``force``.
 
-    Size and time: the default (24 subjects, 100 Hz, four tasks) is about 660 MB and 20 s of
+    Size and time: the default (24 subjects, 100 Hz, four tasks) is about 660 MB and 25 s of
     CPU; 6 subjects of CCD and RestingState with ``trials_per_run=(14, 18), max_runs=2,
     rest_seconds=20`` are 38 MB and about 2.5 s of CPU. ``raw_like`` files are 5x larger.
     """
