@@ -16,19 +16,8 @@ from eegattn.data import cache as cache_module
 from eegattn.data import hbn
 from eegattn.data.cache import NpyAppender, load_challenge_windows, read_entry
 
-TINY = dict(n_subjects=4, seed=3, trials_per_run=(6, 8), rest_seconds=12.0)
-RAW500 = dict(n_subjects=2, seed=5, raw_like=True, trials_per_run=(6, 8), rest_seconds=12.0,
-              max_runs=1)
 QUIET = dict(progress=False)
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_tiny"
-    make_release(root, **TINY)
-    return root
+# tiny_root and raw_root (the 500 Hz release): tests/conftest.py, shared with the data tests
 
 
 @pytest.fixture
@@ -207,12 +196,8 @@ def test_nan_targets_and_short_recordings_are_dropped_and_counted(tiny_root, tmp
     assert any("shorter than 20 s" in str(w.message) for w in record)
 
 
-def test_wrong_sampling_rate_is_resampled(tmp_path_factory, tmp_path):
-    from eegattn.data.synthetic import make_release
-
-    root = tmp_path_factory.getbasetemp() / "hbn_raw500"
-    make_release(root, **RAW500)
-    windows = load_challenge_windows(1, root=root, cache_dir=tmp_path, **QUIET)
+def test_wrong_sampling_rate_is_resampled(raw_root, tmp_path):
+    windows = load_challenge_windows(1, root=raw_root, cache_dir=tmp_path, **QUIET)
     assert windows.sfreq == 100.0 and windows.X.shape[1:] == (129, 200)
     trials = windows.metadata
     np.testing.assert_array_equal(

@@ -92,7 +92,9 @@ def _write_recording(root: Path, subject_id: str, task: str, run: int | None,
     raw = mne.io.RawArray(data, info, verbose=False)
     bids_path = mne_bids.BIDSPath(subject=subject_id, task=task, run=run, datatype="eeg",
                                   root=root)
-    with warnings.catch_warnings():
+    # mne-bids' notes (e.g. "No events found" for tasks without events) go to MNE's logger as
+    # well as to warnings; neither belongs in the output of `eegattn synth`
+    with warnings.catch_warnings(), mne.utils.use_log_level("error"):
         warnings.simplefilter("ignore")
         mne_bids.write_raw_bids(raw, bids_path, format="BDF", allow_preload=True,
                                 overwrite=True, physical_range=PHYSICAL_RANGE_UV,
