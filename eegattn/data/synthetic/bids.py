@@ -92,13 +92,14 @@ def _write_recording(root: Path, subject_id: str, task: str, run: int | None,
     raw = mne.io.RawArray(data, info, verbose=False)
     bids_path = mne_bids.BIDSPath(subject=subject_id, task=task, run=run, datatype="eeg",
                                   root=root)
-    # mne-bids' notes (e.g. "No events found" for tasks without events) go to MNE's logger as
-    # well as to warnings; neither belongs in the output of `eegattn synth`
-    with warnings.catch_warnings(), mne.utils.use_log_level("error"):
+    # mne-bids' notes (e.g. "No events found" for tasks without events) go to warnings and,
+    # when MNE logs to a file-like handler, to its logger; verbose="error" (not False, which
+    # means "warning") keeps both out of the output of `eegattn synth`
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mne_bids.write_raw_bids(raw, bids_path, format="BDF", allow_preload=True,
                                 overwrite=True, physical_range=PHYSICAL_RANGE_UV,
-                                verbose=False)
+                                verbose="error")
     fpath = Path(bids_path.fpath)
     stem = fpath.name[: -len("_eeg.bdf")]
     _write_events(fpath.parent / f"{stem}_events.tsv", rows, levels)
