@@ -45,7 +45,7 @@ from eegattn.models.blocks import (
     int_tuple,
     stage_length,
 )
-from eegattn.models.heads import TimeHead, check_head
+from eegattn.models.heads import TimeHead, check_head, head_loss
 from eegattn.models.normalization import (
     MICROVOLTS_PER_VOLT,
     EEGInputNormalization,
@@ -304,9 +304,7 @@ class ConvAttentionRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
 
     def loss_criterion(self):
         """The head's own training loss (distribution head), or None: the estimator's."""
-        if isinstance(self.head, TimeHead) and self.head.distribution:
-            return self.head.criterion
-        return None
+        return head_loss(self.head)
 
     def gate_values(self) -> dict[str, Tensor]:
         """Gate values of the last forward (see :func:`collect_gates`), e.g.

@@ -22,7 +22,7 @@ from braindecode.models.base import EEGModuleMixin
 from torch import Tensor, nn
 
 from eegattn.models.blocks import TraceableDirMixin, collect_gates
-from eegattn.models.heads import TimeHead, check_head
+from eegattn.models.heads import TimeHead, check_head, head_loss
 from eegattn.models.normalization import (
     MICROVOLTS_PER_VOLT,
     EEGInputNormalization,
@@ -146,8 +146,7 @@ class NormalizedEEGNeX(TraceableDirMixin, EEGModuleMixin, nn.Module):
 
     def loss_criterion(self):
         """The distribution head's own training loss, or None (the estimator's loss)."""
-        head = self.time_head
-        return head.criterion if head is not None and head.distribution else None
+        return head_loss(self.time_head)
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, n_chans, n_times) volts -> (b, n_outputs). NaN/Inf raise in training mode."""

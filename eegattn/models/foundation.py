@@ -55,7 +55,7 @@ from eegattn.models.blocks import (
     check_probability,
     int_tuple,
 )
-from eegattn.models.heads import TimeHead, check_head
+from eegattn.models.heads import TimeHead, check_head, head_loss
 from eegattn.models.normalization import (
     MICROVOLTS_PER_VOLT,
     EEGInputNormalization,
@@ -423,6 +423,4 @@ class FoundationRegressor(TraceableDirMixin, EEGModuleMixin, nn.Module):
 
     def loss_criterion(self):
         """The distribution head's own training loss, or None (the estimator's loss)."""
-        if isinstance(self.head, TimeHead) and self.head.distribution:
-            return self.head.criterion
-        return None
+        return head_loss(self.head)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S
 from eegattn.utils.check import check_fraction, check_option, check_positive_number
 
-__all__ = ["HEADS", "DISTRIBUTION_LOSSES", "TimeHead", "check_head"]
+__all__ = ["HEADS", "DISTRIBUTION_LOSSES", "TimeHead", "check_head", "head_loss"]
 
 HEADS = ("regression", "softargmax", "distribution")
 DISTRIBUTION_LOSSES = ("ce", "wasserstein")
@@ -139,3 +139,9 @@ class TimeHead(nn.Module):
         return f"n_tokens={self.n_tokens}, {kind}, window from {start:.3g} s"
 
 
+def head_loss(head):
+    """A model's ``loss_criterion()``: the distribution head's own training loss, or None
+    (every other head trains with the estimator's regression loss)."""
+    if isinstance(head, TimeHead) and head.distribution:
+        return head.criterion
+    return None
