@@ -507,6 +507,7 @@ def load_challenge_windows(
     hash_content: bool = False,
     n_jobs: int | None = 1,
     backend: str | None = None,
+    scheduler: str | None = None,
     progress: bool = True,
     strict: bool = False,
     sfreq: float = 100.0,
@@ -529,7 +530,8 @@ def load_challenge_windows(
         holds the ``EEG2025r<N>[mini]`` folders.
     cache_dir: where entries live (default ``<project cache>/windows``); use_cache=False
         builds in memory and writes nothing. hash_content: hash recording bytes for the key.
-    n_jobs / backend / progress: parallel reading (see ``preprocess`` for Dask / Ray).
+    n_jobs / backend / scheduler / progress: parallel reading (``preprocess.map_recordings``;
+        ``backend="dask"`` with ``scheduler`` a Dask scheduler address runs on that cluster).
     strict: raise instead of skipping bad recordings (corrupt / truncated .bdf, not 129
         channels, unusable events.tsv, missing target, shorter than a window).
     sfreq / l_freq / h_freq / notch / reference: ``PreprocessConfig``.
@@ -578,7 +580,8 @@ def load_challenge_windows(
     hbn.report_skipped(skipped, strict=strict)
     jobs = [(rec, spec, config, target_value) for rec, target_value in usable]
     results = map_recordings(recording_windows, jobs, n_jobs=n_jobs, backend=backend,
-                             progress=progress, desc=f"challenge {challenge} windows")
+                             scheduler=scheduler, progress=progress,
+                             desc=f"challenge {challenge} windows")
     base_info = {
         "challenge": challenge, "sfreq": config.sfreq, "key": key,
         "n_recordings_found": len(recordings), "n_recordings_used": None,

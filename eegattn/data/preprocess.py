@@ -306,6 +306,7 @@ def map_recordings(
     *,
     n_jobs: int | None = 1,
     backend: str | None = None,
+    scheduler: str | None = None,
     progress: bool = True,
     desc: str = "recordings",
 ) -> Iterator:
@@ -314,6 +315,7 @@ def map_recordings(
     n_jobs: worker count (``-1``: all cores; None: joblib's active ``parallel_config``).
     backend: None = joblib's active backend (``loky`` unless ``joblib.parallel_config`` picks
         another, e.g. ``"dask"`` or ``"ray"``, see the module docstring).
+    scheduler: a Dask scheduler address (``backend="dask"`` only).
     progress: show a tqdm bar on stderr.
 
     Local worker processes (loky, multiprocessing) exit as soon as this process dies, even
@@ -326,6 +328,8 @@ def map_recordings(
     from tqdm.auto import tqdm
 
     items = list(items)
+    if scheduler is not None and backend != "dask":
+        raise ValueError(f"scheduler={scheduler!r} needs backend='dask'")
     if n_jobs is not None and (not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1):
         raise ValueError(f"n_jobs must be a positive integer, -1 (all cores) or None, got "
                          f"{n_jobs!r}")
