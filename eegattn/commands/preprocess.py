@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 
 HELP = "build or reuse the cached challenge-1 / challenge-2 windows of local HBN releases"
+#: --backend values (the joblib backends that need no setup, and Dask)
+BACKENDS = ("loky", "multiprocessing", "threading", "dask")
 
 
 def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = True) -> None:
@@ -64,8 +66,13 @@ def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = T
                      help="window cache folder (default: <project cache>/windows)")
     execution.add_argument("--n-jobs", type=int, default=1,
                      help="recordings read in parallel (-1: all cores; default 1)")
-    execution.add_argument("--backend", default=None,
-                     help="joblib backend (default loky; 'dask' / 'ray' with a cluster)")
+    execution.add_argument("--backend", default=None, choices=BACKENDS,
+                     help="engine of the parallel reads: joblib's loky processes (default) "
+                     "or dask (a Dask cluster: --scheduler, or --n-jobs local workers)")
+    execution.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="with --backend dask: a running Dask scheduler, e.g. "
+                     "tcp://HOST:8786; every worker must see the release at the same path "
+                     "(docs/scaling.md)")
     execution.add_argument("--hash-content", action="store_true",
                      help="hash the recordings' bytes for the cache key (slow, thorough)")
     execution.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -81,7 +88,7 @@ def window_options(args: argparse.Namespace) -> dict:
         window_s=args.window_s, stride_s=args.stride_s, target=args.target,
         trial_rule=getattr(args, "trial_rule", None),
         cache_dir=args.cache_dir, n_jobs=args.n_jobs, backend=args.backend,
-        hash_content=args.hash_content, progress=not args.no_progress,
+        scheduler=args.scheduler, hash_content=args.hash_content, progress=not args.no_progress,
     )  # fmt: skip
 
 
@@ -91,9 +98,20 @@ def add_arguments(parser: argparse.ArgumentParser, challenge: int | None = None)
                         help="also write what was kept / dropped to this JSON file")
 
 
+def check_parallel_arguments(args: argparse.Namespace) -> None:
+    """``--n-jobs`` / ``--backend`` / ``--scheduler`` checked (and a tcp:// scheduler
+    reached) before any work; ValueError with the fix."""
+    from eegattn.data.preprocess import check_parallel_options, probe_scheduler
+
+    check_parallel_options(args.n_jobs, args.backend, args.scheduler)
+    if args.scheduler is not None:
+        probe_scheduler(args.scheduler)
+
+
 def run(args: argparse.Namespace) -> int:
     from eegattn.data.cache import describe_windows, load_challenge_windows, write_summary
 
+    check_parallel_arguments(args)
     windows = load_challenge_windows(args.challenge, **window_options(args))
     print(describe_windows(windows))
     if args.summary_json:

@@ -5,6 +5,8 @@ Data-parallel: ``torchrun --nproc-per-node N -m eegattn train ...`` (the same op
 """
 
 
+from eegattn.commands.preprocess import BACKENDS
+
 HELP = "train and evaluate a model on challenge 1 or 2 (synthetic release by default)"
 
 
@@ -87,6 +89,12 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--runs-dir", default="runs", help="run folders go here")
     parser.add_argument("--run-name", default=None)
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel recording reads")
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
+                        help="engine of the recording reads: joblib's loky processes "
+                        "(default) or dask (a Dask cluster, docs/scaling.md)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="with --backend dask: a running Dask scheduler, e.g. "
+                        "tcp://HOST:8786 (default: --n-jobs local Dask workers)")
     parser.add_argument("--device", default=None,
                         help="cpu (default), cuda, cuda:N or auto; --resume keeps the run's "
                         "device unless this is given")
@@ -94,13 +102,14 @@ def add_arguments(parser, challenge=None):
                         help="also checkpoint every N training steps (default: each epoch)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue a stopped run from its last checkpoint, with the "
-                        "options it was started with (only --device, --n-jobs and --quiet "
-                        "may be given beside it)")
+                        "options it was started with (only --device, --n-jobs, --backend, "
+                        "--scheduler and --quiet may be given beside it)")
     parser.add_argument("--quiet", action="store_true")
 
 
 # options that may change when a run is resumed (where and how loudly it runs)
-_RESUMABLE = {"resume", "device", "n_jobs", "quiet", "challenge", "_run", "command"}
+_RESUMABLE = {"resume", "device", "n_jobs", "backend", "scheduler", "quiet", "challenge",
+              "_run", "command"}
 
 
 def _json_object(text):
@@ -126,15 +135,18 @@ def _lora_json(text):
 
 
 def run(args):
+    from eegattn.commands.preprocess import check_parallel_arguments
     from eegattn.training.pipeline import resume_challenge, run_challenge
     from eegattn.training.signals import TrainingInterrupted
 
     verbose = 0 if args.quiet else 1
+    parallel = dict(n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler)
     try:
+        check_parallel_arguments(args)
         if args.resume:
             _refuse_changed_options(args)
             result = resume_challenge(args.resume, device=args.device, verbose=verbose,
-                                      n_jobs=args.n_jobs)
+                                      **parallel)
         else:
             if args.challenge is None:
                 raise ValueError("--challenge is required (1 or 2), unless --resume RUN_DIR")
@@ -145,7 +157,7 @@ def run(args):
                 batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                 start_from_epoch=args.start_from_epoch, test_fraction=args.test_fraction,
                 seed=args.seed, runs_dir=args.runs_dir, run_name=args.run_name,
-                cache_dir=args.cache_dir, n_subjects=args.subjects, n_jobs=args.n_jobs,
+                cache_dir=args.cache_dir, n_subjects=args.subjects, **parallel,
                 device=args.device or "cpu", verbose=verbose,
                 checkpoint_every=args.checkpoint_every,
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
@@ -177,4 +189,5 @@ def _refuse_changed_options(args) -> None:
     if given:
         named = ", ".join(sorted(flags.get(key, "--" + key.replace("_", "-")) for key in given))
         raise ValueError(f"--resume continues a run with the options it was started with; "
-                         f"drop {named} (only --device, --n-jobs and --quiet may change)")
+                         f"drop {named} (only --device, --n-jobs, --backend, --scheduler "
+                         "and --quiet may change)")

@@ -12,30 +12,23 @@ before MNE runs (``check_filter_settings``). No input normalisation is done here
 normalise their own input, and a submission receives raw windows in volts. ``Cz`` is the flat
 HBN reference channel; nothing here divides by a channel's spread.
 
-Recordings run in parallel through joblib (``map_recordings``) with a tqdm progress bar. The
-local default is joblib's ``loky`` process pool. When releases outgrow one machine, switch
-joblib's backend to an existing cluster engine and nothing else changes::
+Recordings run in parallel (``map_recordings``) with a tqdm progress bar, in one of two
+engines:
 
-    import joblib
-    from dask.distributed import Client        # pip install "dask[distributed]"
-    client = Client("tcp://scheduler:8786")
-    with joblib.parallel_config(backend="dask"):
-        ws = load_challenge_windows(1, releases=["R1", "R2"], n_jobs=-1)
+- joblib (default): ``loky`` worker processes on this machine (``n_jobs`` of them);
+- Dask (``backend="dask"``): a ``dask.distributed`` cluster. ``scheduler="tcp://host:8786"``
+  connects to a running one (``dask scheduler`` + ``dask worker`` on other machines);
+  without an address a ``LocalCluster`` of ``n_jobs`` worker processes is started here and
+  closed afterwards. Needs ``pip install "eegattn[cluster]"`` (``.[dev]`` includes it).
 
-    import ray                                 # pip install "ray[default]"
-    from ray.util.joblib import register_ray
-    ray.init(address="auto"); register_ray()
-    with joblib.parallel_config(backend="ray"):
-        ws = load_challenge_windows(2, releases=["R1", "R2"], n_jobs=-1)
-
-(``backend=None``, the default of the functions here, means "joblib's active backend", which
-is ``loky`` unless a ``parallel_config`` says otherwise; pass ``backend="loky"`` /
-``"threading"`` / ``"dask"`` / ``"ray"`` to force one.) The workers need the release files
-at the same paths (a shared file system) and return the windows to the caller.
+Either way the workers read the recordings and send the windows back to the calling process,
+which writes the cache; on a cluster every worker needs the release at the same path (a
+shared file system). See docs/scaling.md.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,6 +293,63 @@ def _is_local_process_pool(backend) -> bool:
     return isinstance(backend, pools)
 
 
+#: joblib's backends that ``map_recordings`` accepts by name (others: registered ones, e.g. Ray)
+JOBLIB_BACKENDS = ("loky", "multiprocessing", "threading", "sequential")
+#: seconds to reach a Dask scheduler, and for a first worker to join it, before giving up
+DASK_CONNECT_TIMEOUT_S = 10.0
+DASK_WORKER_WAIT_S = 30.0
+_ADDRESS_RE = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)"
+                         r":(?P<port>\d{1,5})$")
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_parallel_options(n_jobs=1, backend=None, scheduler=None) -> None:
+    """Refuse bad ``n_jobs`` / ``backend`` / ``scheduler`` values before any work, with one
+    line naming the fix (used by ``map_recordings`` and the command line)."""
+    from eegattn.utils.check import check_option
+
+    if n_jobs is not None and (not isinstance(n_jobs, int) or isinstance(n_jobs, bool)
+                               or n_jobs == 0 or n_jobs < -1):
+        raise ValueError(f"n_jobs must be a positive integer, -1 (all cores) or None, got "
+                         f"{n_jobs!r}")
+    if backend is not None and isinstance(backend, str) and backend != "dask":
+        from joblib.parallel import BACKENDS
+
+        registered = [name for name in BACKENDS if name not in JOBLIB_BACKENDS]
+        check_option("backend", backend, (*JOBLIB_BACKENDS, "dask", *registered),
+                     fix="Use 'dask' for a Dask cluster, or leave it unset for loky.")
+    if scheduler is None:
+        return
+    if backend != "dask":
+        raise ValueError(f"a scheduler address ({scheduler!r}) needs backend='dask' "
+                         "(--backend dask); drop the address to run on this machine")
+    match = _ADDRESS_RE.match(scheduler) if isinstance(scheduler, str) else None
+    if match is None or int(match["port"]) > 65535 or (
+            match["scheme"] is not None and match["scheme"] not in _SCHEMES):
+        raise ValueError(f"scheduler must be a Dask scheduler address such as "
+                         f"tcp://HOST:8786 (what `dask scheduler` prints), got {scheduler!r}")
+
+
+def probe_scheduler(scheduler: str, timeout: float = DASK_CONNECT_TIMEOUT_S) -> None:
+    """Open (and close) a TCP connection to a ``tcp://host:port`` scheduler address, so the
+    command line refuses an unreachable one before it creates anything; ValueError with the
+    fix. Other schemes are left to ``dask.distributed``."""
+    import socket
+
+    match = _ADDRESS_RE.match(scheduler)
+    if match is None or (match["scheme"] or "tcp") != "tcp":
+        return
+    host = scheduler.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        socket.create_connection((host, int(match["port"])), timeout=timeout).close()
+    except OSError as err:
+        raise ValueError(
+            f"cannot reach the Dask scheduler at {scheduler} ({err.strerror or err}); start one "
+            f"there with `dask scheduler` and workers with `dask worker {scheduler}`, or pass "
+            "the address `dask scheduler` printed"
+        ) from None
+
+
 def map_recordings(
     function: Callable,
     items: Iterable,
@@ -310,29 +360,39 @@ def map_recordings(
     progress: bool = True,
     desc: str = "recordings",
 ) -> Iterator:
-    """``function(item)`` for every item through joblib, results yielded in input order.
+    """``function(item)`` for every item in parallel, results yielded in input order.
 
-    n_jobs: worker count (``-1``: all cores; None: joblib's active ``parallel_config``).
+    n_jobs: worker count (``-1``: all cores; None: joblib's active ``parallel_config``, or
+        all cores for a local Dask cluster); ignored when ``scheduler`` is given (the cluster
+        has its workers).
     backend: None = joblib's active backend (``loky`` unless ``joblib.parallel_config`` picks
-        another, e.g. ``"dask"`` or ``"ray"``, see the module docstring).
-    scheduler: a Dask scheduler address (``backend="dask"`` only).
+        another); a joblib backend name; or ``"dask"``: a ``dask.distributed`` cluster.
+    scheduler: with ``backend="dask"``, the address of a running scheduler
+        (``tcp://host:8786``); None starts a ``LocalCluster`` of ``n_jobs`` processes here
+        for this call.
     progress: show a tqdm bar on stderr.
 
-    Local worker processes (loky, multiprocessing) exit as soon as this process dies, even
-    by SIGKILL (``_exit_with_parent``), so a killed run leaves no workers behind.
+    The options are checked at once (ValueError); the work starts when the result is
+    iterated. Local worker processes of joblib (loky, multiprocessing) exit as soon as this
+    process dies, even by SIGKILL (``_exit_with_parent``), so a killed run leaves no workers
+    behind. An error in a Dask worker is raised here with the recording named.
     """
+    check_parallel_options(n_jobs, backend, scheduler)
+    items = list(items)
+    if backend == "dask":
+        return _dask_map(function, items, n_jobs=n_jobs, scheduler=scheduler,
+                         progress=progress, desc=desc)
+    return _joblib_map(function, items, n_jobs=n_jobs, backend=backend, progress=progress,
+                       desc=desc)
+
+
+def _joblib_map(function, items, *, n_jobs, backend, progress, desc) -> Iterator:
     import os
     import warnings
 
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    items = list(items)
-    if scheduler is not None and backend != "dask":
-        raise ValueError(f"scheduler={scheduler!r} needs backend='dask'")
-    if n_jobs is not None and (not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1):
-        raise ValueError(f"n_jobs must be a positive integer, -1 (all cores) or None, got "
-                         f"{n_jobs!r}")
     worker_options = {}
     if _is_local_process_pool(backend):
         # the command line's one-line warnings (eegattn.cli.clean_warnings) hold in workers too
@@ -346,7 +406,153 @@ def map_recordings(
                     leave=False)
 
 
+# Dask through its futures directly (client.submit), not joblib's "dask" backend: a task per
+# recording with the recording in its key (the dashboard names it), a bounded number of tasks
+# in flight so finished windows wait on the workers only until the caller has written the ones
+# before them (a release's windows are many GB; joblib's backend hands everything over at
+# once), the failing recording named in the error, and clear errors for an unreachable
+# scheduler or a cluster without workers instead of a hang.
+def _dask_map(function, items, *, n_jobs, scheduler, progress, desc) -> Iterator:
+    import os
+    import uuid
+    from collections import deque
+
+    from tqdm.auto import tqdm
+
+    try:
+        import distributed
+    except ImportError as err:
+        raise ValueError(f'backend="dask" needs dask.distributed ({err}): pip install '
+                         '"eegattn[cluster]" (or "dask[distributed]")') from None
+    if not items:
+        return
+    cluster = None
+    if scheduler is None:
+        workers = (os.cpu_count() or 1) if n_jobs in (None, -1) else n_jobs
+        # one thread per worker: reading a recording holds the GIL much of the time; no
+        # dashboard, and the scheduler's HTTP endpoint on a free port, not 8787 (a second
+        # cluster on the machine would warn)
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"})
+        client = distributed.Client(cluster)
+    else:
+        client = _connect(distributed, scheduler)
+    try:
+        if scheduler is not None:
+            _check_workers_see(client, scheduler, _item_path(items[0]))
+        threads = sum(client.nthreads().values())
+        in_flight = max(4, 2 * threads)
+        run = uuid.uuid4().hex[:8]
+        pending: deque = deque()
+        queued = iter(enumerate(items))
+
+        def submit_more() -> None:
+            for i, item in queued:
+                name = Path(_item_path(item) or f"item-{i}").name
+                pending.append((item, client.submit(function, item, key=f"{name}-{i}-{run}")))
+                if len(pending) >= in_flight:
+                    return
+
+        submit_more()
+        with tqdm(total=len(items), desc=desc, unit="rec", disable=not progress,
+                  leave=False) as bar:
+            while pending:
+                item, future = pending.popleft()
+                try:
+                    result = future.result()
+                except Exception as err:
+                    for _, other in pending:
+                        other.cancel()
+                    named = _named_error(err, item)
+                    if named is err:
+                        raise
+                    raise named from err
+                future.release()  # the cluster may drop its copy of the windows now
+                submit_more()
+                bar.update()
+                yield result
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _connect(distributed, scheduler: str):
+    """A ``Client`` of the scheduler at ``scheduler``; ValueError with the fix when it cannot
+    be reached or no worker joins it."""
+    timeout = DASK_CONNECT_TIMEOUT_S
+    try:
+        client = distributed.Client(scheduler, timeout=f"{timeout}s")
+    except (OSError, TimeoutError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({reason}); "
+            f"start one there with `dask scheduler` and workers with `dask worker "
+            f"{scheduler}`, or pass the address `dask scheduler` printed"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+    except (TimeoutError, OSError):
+        client.close()
+        raise ValueError(
+            f"the Dask scheduler at {scheduler} has no workers (none joined within "
+            f"{DASK_WORKER_WAIT_S:g} s); start some with `dask worker {scheduler}` on machines "
+            "that see the release at the same path"
+        ) from None
+    return client
+
+
+def _check_workers_see(client, scheduler: str, path: str | None) -> None:
+    """Every worker must read the recordings at the caller's paths (a shared file system)."""
+    import os
+
+    if path is None:
+        return
+    seen = client.run(os.path.exists, path)
+    blind = sorted(worker for worker, ok in seen.items() if not ok)
+    if blind:
+        more = f" (and {len(blind) - 1} more)" if len(blind) > 1 else ""
+        raise FileNotFoundError(
+            f"Dask worker {blind[0]}{more} of {scheduler} cannot see {path}; the workers read "
+            "the release at this process's paths: put it on a file system they share, at the "
+            "same absolute path (give --root as an absolute path)"
+        )
+
+
+def _item_path(item) -> str | None:
+    """The recording an item of ``map_recordings`` stands for (a path, a ``Recording``, or a
+    tuple starting with one), as an absolute path; None when it names none."""
+    import os
+
+    head = item[0] if isinstance(item, tuple) and item else item
+    path = getattr(head, "path", head)
+    if isinstance(path, (str, os.PathLike)):
+        return str(Path(path).absolute())
+    return None
+
+
+def _named_error(err: BaseException, item) -> BaseException:
+    """``err`` (raised in a worker) with the recording named in its message, same type when
+    that type can be rebuilt from a message (else RuntimeError)."""
+    path = _item_path(item)
+    message = str(err)
+    if type(err).__name__ == "KilledWorker":  # the worker died (out of memory, segfault)
+        return RuntimeError(f"{path or 'a task'}: the Dask worker processing it died "
+                            f"({message.splitlines()[0] if message else 'KilledWorker'}); look "
+                            "in the workers' logs (out of memory?)")
+    if path is None or path in message or Path(path).name in message:
+        return err
+    text = f"{path}: {message or type(err).__name__}"
+    try:
+        named = type(err)(text)
+    except Exception:
+        return RuntimeError(f"{text} ({type(err).__name__})")
+    return named if str(named) == text else RuntimeError(f"{text} ({type(err).__name__})")
+
+
 __all__ = [
     "PreprocessConfig", "TARGET_SFREQ", "check_filter_settings", "check_channels",
     "build_preprocessors", "read_raw", "preprocess_recording", "map_recordings",
+    "check_parallel_options", "probe_scheduler",
 ]  # fmt: skip

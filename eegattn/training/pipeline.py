@@ -290,6 +290,8 @@ def run_challenge(
     cache_dir=None,
     n_subjects: int = 24,
     n_jobs: int = 1,
+    backend: str | None = None,
+    scheduler: str | None = None,
     device: str = "cpu",
     verbose: int = 1,
     plots: bool = True,
@@ -333,6 +335,9 @@ def run_challenge(
     test_fraction : fraction of subjects held out for the test score (without test_release).
     seed : seeds the subject split, initialisation, data order and crops.
     n_subjects : subjects per synthetic release (ignored for real data).
+    n_jobs, backend, scheduler : how recordings are read
+        (:func:`eegattn.data.preprocess.map_recordings`: loky processes, or ``"dask"`` with a
+        scheduler address); not stored with the run, a resume may change them.
     synthetic_options : more ``make_release`` options (e.g. ``trials_per_run``).
     checkpoint_every : also checkpoint every this many steps (None: at epoch ends only).
     linear_baseline : also fit the ridge floor on the training subjects and report its test
@@ -354,7 +359,8 @@ def run_challenge(
     # written, if they cannot be stored); the estimator reads the options from this JSON
     # form too, so a resumed run sees exactly what the first one saw (lists, not tuples)
     args = _jsonable_args({k: v for k, v in locals().items()
-                           if k not in ("resume", "verbose", "n_jobs")})
+                           if k not in ("resume", "verbose", "n_jobs", "backend",
+                                        "scheduler")})
     model_options, augment = args["model_options"], args["augment"]
     lora_options, init = args["lora_options"], args["init"]
     init_source = None
@@ -371,6 +377,10 @@ def run_challenge(
         model_options = args["model_options"] = {**(model_options or {}), "head": head}
     crop_anchor, context_s = _context(challenge, augment, context_s)
     train_tasks, load_options = _task_options(challenge, tasks, trial_rule)
+    from eegattn.data.preprocess import check_parallel_options
+
+    check_parallel_options(n_jobs, backend, scheduler)
+    load_options.update(backend=backend, scheduler=scheduler)
     estimator_params = dict(max_epochs=epochs, batch_size=batch_size, lr=lr,
                             patience=patience, start_from_epoch=start_from_epoch,
                             checkpoint_every=checkpoint_every, seed=seed, init=init,
@@ -627,7 +637,8 @@ def _mark_complete(run_dir: Path) -> None:
 
 
 def resume_challenge(run_dir, *, device: str | None = None, verbose: int = 1,
-                     n_jobs: int = 1) -> ChallengeResult | None:
+                     n_jobs: int = 1, backend: str | None = None,
+                     scheduler: str | None = None) -> ChallengeResult | None:
     """Continue the run in ``run_dir`` (a folder :func:`run_challenge` created) from its last
     checkpoint, with the arguments it was started with. ``device`` may differ."""
     run_dir = Path(run_dir)
@@ -648,4 +659,5 @@ def resume_challenge(run_dir, *, device: str | None = None, verbose: int = 1,
     challenge = args.pop("challenge")
     # the device it ran on unless told otherwise (older run_args.json files lack it)
     args["device"] = device or args.get("device") or "cpu"
-    return run_challenge(challenge, **args, resume=run_dir, verbose=verbose, n_jobs=n_jobs)
+    return run_challenge(challenge, **args, resume=run_dir, verbose=verbose, n_jobs=n_jobs,
+                         backend=backend, scheduler=scheduler)
