@@ -1,9 +1,11 @@
 """Oracle NRMSE on a synthetic release: the best score its planted truth allows.
 
-    .venv/bin/python bench/oracle.py [--subjects 24] [--seed 0] [--cache-dir DIR]
+    .venv/bin/python bench/oracle.py [--subjects 24] [--seed 0] [--cache-dir DIR] [--out JSON]
 
-Challenge 1: the planted wave's latency measured in the EEG windows (the best achievable from
-the data) and the planted latency itself (a floor no model can reach). Challenge 2: E[target |
+Challenge 1: the response time read back from the EEG windows under the planted model (the
+stimulus-locked wave and every press's readiness potential and positivity; the best achievable
+from the data), and the stimulus-locked wave's planted latency alone, without EEG noise (what
+that one component could give; the press waves carry more). Challenge 2: E[target |
 planted feature] per window. All windows of the release, exclusions applied as in training.
 """
 
@@ -17,6 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
     from eegattn.data.cache import load_challenge_windows
@@ -30,7 +33,8 @@ def main(argv=None) -> int:
     from_eeg = oracle_predict(release, 1, X=np.asarray(c1.X), sfreq=c1.sfreq)
     floor = oracle_predict(release, 1, metadata=c1.metadata)
     rows.append(("1", "oracle from the EEG windows", len(c1), nrmse(c1.y, from_eeg)))
-    rows.append(("1", "planted latency, no EEG noise (floor)", len(c1), nrmse(c1.y, floor)))
+    rows.append(("1", "planted stimulus-wave latency alone, no EEG noise", len(c1),
+                 nrmse(c1.y, floor)))
     c2 = load_challenge_windows(2, root=root, progress=False)
     rows.append(("2", "E[externalizing | planted feature]", len(c2),
                  nrmse(c2.y, oracle_predict(release, 2, metadata=c2.metadata))))
@@ -38,6 +42,29 @@ def main(argv=None) -> int:
     print("| challenge | oracle | windows | NRMSE |\n|---|---|---|---|")
     for challenge, name, n, score in rows:
         print(f"| {challenge} | {name} | {n} | {score:.3f} |")
+    if args.out:
+        import json
+        import subprocess
+        import sys
+        from datetime import date
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _common
+
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        record = {
+            "what": "oracle NRMSE of the default synthetic release (the best score its planted "
+                    "truth allows)",
+            "command": "python " + " ".join(["bench/oracle.py", *(argv or sys.argv[1:])]),
+            "release": f"synthetic EEG2025r5, {args.subjects} subjects, seed {args.seed}",
+            "recorded": date.today().isoformat(), "commit": commit,
+            "rows": [{"challenge": int(c), "oracle": name, "windows": n,
+                      "nrmse": round(float(score), 4)} for c, name, n, score in rows],
+        }
+        _common.write_atomic(args.out, json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.out}")
     return 0
 
 

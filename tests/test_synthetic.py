@@ -364,7 +364,7 @@ def test_oracle_challenge1_recovers_rt(tiny, c1_windows):
     assert len(y) > 80 and metadata.subject.nunique() == 4
     floor = _nrmse(y, S.oracle_predict(tiny, 1, metadata=metadata))
     from_eeg = _nrmse(y, S.oracle_predict(tiny, 1, X=X, sfreq=100.0))
-    # Measured on this release: floor 0.58, EEG oracle 0.64 (default release: 0.60 / 0.72).
+    # The default release (generator 4): wave latency alone 0.60, EEG oracle 0.67.
     assert 0.4 < floor < 0.8
     assert 0.45 < from_eeg < 0.85 and from_eeg > floor - 0.05
     shuffled = S.oracle_predict(tiny, 1, X=X[np.random.default_rng(0).permutation(len(X))])
@@ -376,6 +376,51 @@ def test_oracle_challenge1_recovers_rt(tiny, c1_windows):
     np.testing.assert_allclose(by_onset, by_trial)
     unknown = planted[["subject", "run", "trial"]].assign(run=9)
     assert np.isnan(S.oracle_predict(tiny, 1, metadata=unknown)).all()
+
+
+def test_button_press_waves_are_lateralised_and_time_locked():
+    """200 right-hand presses 3 s apart, averaged around the press: a negative readiness
+    potential over C3 (contralateral) and not C4, a positivity 0.3 s later over CPz-Pz, and the
+    sensorimotor beta rhythm desynchronised around the press."""
+    from eegattn.data.synthetic import params as P
+    from eegattn.data.synthetic.signals import _motor_activity, _topographies
+    from eegattn.data.synthetic.subjects import _presses
+
+    rows = [(3000 * (k + 1), "right_buttonPress", "smiley_face") for k in range(200)]
+    rng = np.random.default_rng(0)
+    presses = _presses(rng, rows)
+    assert [p.hand for p in presses] == ["right"] * 200 and not any(p.error for p in presses)
+    sfreq, n_times = 100.0, 603 * 100
+    times = np.arange(n_times) / sfreq
+    out = _motor_activity(rng, _topographies(), presses, times, np.ones(n_times // 2 + 1))
+    c3, c4, pz = (montage.channel_index(c) for c in ("C3", "C4", "Pz"))
+    at = np.array([int(round(p.time * sfreq)) for p in presses])
+    average = np.mean([out[:, a - 100: a + 101] for a in at], axis=0) / P.UV  # -1..+1 s
+
+    lrp = average[c3, 100 + int(P.LRP_PEAK * sfreq)]
+    assert lrp < 0.6 * P.LRP_AMPLITUDE / P.UV  # about -3 microvolts (lognormal mean ~1.06)
+    assert abs(average[c4, 95]) < 0.3 * abs(lrp)  # lateralised
+    positivity = average[:, 100 + int(P.PRESS_POSITIVITY_LATENCY * sfreq)]
+    assert positivity[pz] > 1.5 and positivity[pz] > 3 * abs(positivity[c4])
+
+    # the beta band: C3 minus its 50 ms moving average (which removes the slow waves)
+    beta = out[c3] - np.convolve(out[c3], np.ones(5) / 5, mode="same")
+
+    def beta_power(lo, hi):  # mean square in [lo, hi) s around every press
+        return np.mean([beta[a + int(lo * sfreq): a + int(hi * sfreq)] ** 2 for a in at])
+
+    # amplitude 1 - 0.45 at the trough: power about 0.3x the baseline 1.5-2.5 s after
+    assert beta_power(-0.2, 0.0) < 0.5 * beta_power(1.5, 2.5)
+
+
+def test_presses_come_from_the_events_with_their_own_stream():
+    from eegattn.data.synthetic.subjects import _presses
+
+    rows = [(2500, "right_target", "n/a"), (3300, "left_buttonPress", "sad_face"),
+            (1000, "contrastTrial_start", "n/a")]
+    first = _presses(np.random.default_rng(1), rows)
+    assert [(p.time, p.hand, p.error) for p in first] == [(3.3, "left", True)]
+    assert first == _presses(np.random.default_rng(1), rows)  # a function of its stream
 
 
 def test_oracle_challenge2_uses_the_planted_feature(tiny, truth):

@@ -4,8 +4,9 @@ HBN records 129 channels, ``E1`` .. ``E128`` plus ``Cz`` (E129), referenced to C
 a flat channel in every released file. MNE ships the
 layout as the standard montage ``"GSN-HydroCel-129"`` with exactly these names.
 
-Landmarks used here (10-20 equivalents on the HydroCel-129 net): Fz = E11, Pz = E62, Oz = E75;
-E8 / E25 sit above and E126 / E127 below the eyes.
+Landmarks used here (10-20 equivalents on the HydroCel-129 net): Fz = E11, Pz = E62, Oz = E75,
+C3 = E36, C4 = E104 (over the left / right motor cortex), CPz = E55; E8 / E25 sit above and
+E126 / E127 below the eyes.
 
 ``mne`` is imported inside the functions so that importing this module stays cheap.
 """
@@ -22,7 +23,8 @@ HBN_CHANNELS: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129)) + (REFEREN
 N_CHANNELS = len(HBN_CHANNELS)  # 129
 
 # 10-20 landmarks on the HydroCel-129 net (channel names of this montage).
-LANDMARKS: dict[str, str] = {"Fz": "E11", "Cz": "Cz", "Pz": "E62", "Oz": "E75"}
+LANDMARKS: dict[str, str] = {"Fz": "E11", "Cz": "Cz", "Pz": "E62", "Oz": "E75",
+                             "C3": "E36", "C4": "E104", "CPz": "E55"}
 EYE_CHANNELS: tuple[str, ...] = ("E8", "E25", "E126", "E127")
 
 

@@ -45,10 +45,19 @@ press) is then label noise. RTs are lognormal (subject medians about 0.55-1.1 s,
 younger; within-subject log-sd 0.3) truncated to 0.3-2.0 s. SNR: the jitter is 0.2 s of RT
 against an RT sd of about 0.29 s; the wave's peak at Pz (13.5 microvolts after the Cz
 reference) is about 1.5x the channel's RMS (about 9 microvolts).
+Every button press of a CCD run (generator version 4) also carries the physiology of a press,
+from a random stream of its own (the events and all other signals are those of version 3): a
+lateralised readiness potential over the motor cortex contralateral to the pressing hand (C3 =
+E36 for the right hand, C4 = E104 for the left; -3 microvolts peaking 0.05 s before the press),
+the desynchronisation of a 22 Hz sensorimotor rhythm (3 microvolts per hemisphere) around the
+press with a rebound after it, and a centro-parietal positivity 0.3 s after it (3 microvolts,
+6 after a wrong or non-target press). Values and sources: ``docs/challenge.md``, "The synthetic
+release's button press"; constants in :mod:`~eegattn.data.synthetic.params`.
 Measured on the default release (24 subjects, seed 0, excluded subjects dropped, 1875
-windows): NRMSE 0.60 for the planted latency itself (the floor: jitter + label noise) and 0.71
-for the EEG oracle (matched filter on the minimum-variance spatial filter of the wave, then
-E[target | estimate]) -- the best achievable from the data.
+windows): NRMSE 0.60 for the stimulus wave's planted latency alone (no EEG noise) and 0.67 for
+the EEG oracle (``c1_response_time_from_windows``: the likelihood of every candidate press time
+under the press waves and the stimulus wave, read through their minimum-variance spatial
+filters, then E[target | posterior mean]) -- the best achievable from the data.
 
 Challenge 2 (externalizing): a frontal beta rhythm (centre 20 Hz, sd 3 Hz, topography centred
 on Fz = E11, ``C2_BETA_RMS`` = 6 microvolts at f = 0) in every recording of the subject, with
@@ -90,7 +99,7 @@ make_release`` keeps working):
 - :mod:`~eegattn.data.synthetic.bids` -- writing the BIDS files;
 - :mod:`~eegattn.data.synthetic.release` -- :func:`make_release`, :func:`read_marker`;
 - :mod:`~eegattn.data.synthetic.oracle` -- :func:`load_truth`, :func:`oracle_predict`,
-  :func:`c1_latency_from_windows`.
+  :func:`c1_latency_from_windows`, :func:`c1_response_time_from_windows`.
 
 Facts about the challenge itself (releases, excluded subjects, mini subjects, folder names,
 the default cache folder) live in :mod:`eegattn.challenge`.
@@ -108,7 +117,12 @@ from eegattn.challenge import (
     default_cache_dir,
     release_folder_name,
 )
-from eegattn.data.synthetic.oracle import c1_latency_from_windows, load_truth, oracle_predict
+from eegattn.data.synthetic.oracle import (
+    c1_latency_from_windows,
+    c1_response_time_from_windows,
+    load_truth,
+    oracle_predict,
+)
 from eegattn.data.synthetic.params import (
     DEFAULT_N_SUBJECTS,
     EVENT_CODES,
@@ -139,6 +153,7 @@ __all__ = [
     "SUPPORTED_TASKS",
     "TRUTH_NAME",
     "c1_latency_from_windows",
+    "c1_response_time_from_windows",
     "default_cache_dir",
     "load_truth",
     "make_release",

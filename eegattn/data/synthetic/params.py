@@ -21,7 +21,7 @@ DEFAULT_N_SUBJECTS = 24
 
 MARKER_NAME = ".eegattn_synthetic.json"
 TRUTH_NAME = ".eegattn_truth.json"
-GENERATOR_VERSION = 3  # bump when the output changes: older releases are rebuilt
+GENERATOR_VERSION = 4  # bump when the output changes: older releases are rebuilt
 
 # Illustrative event codes (HBN's own codes are not reproduced).
 EVENT_CODES: dict[str, int] = {
@@ -59,6 +59,30 @@ C1_LATENCY_OFFSET = 0.6  # s
 C1_LATENCY_SLOPE = 0.8
 C1_JITTER = 0.16  # s, latency noise the EEG cannot explain
 RT_MIN, RT_MAX = 0.3, 2.0
+
+# Button-press physiology, locked to every press in a CCD run (first, repeated, wrong and
+# non-target presses alike). Amplitudes are at the peak electrode, before the Cz reference and
+# the channel gains; chosen from the literature's typical values (docs/challenge.md, "The
+# synthetic release's button press"), not fitted to any model.
+MOTOR_CENTER = {"left": "C4", "right": "C3"}  # the hemisphere contralateral to the hand
+MOTOR_WIDTH = 0.035  # m
+LRP_AMPLITUDE = -3.0 * UV  # lateralised readiness potential: a few microvolts, negative
+LRP_PEAK = -0.05  # s from the press (peaks near EMG onset, just before the button closes)
+LRP_RISE_SD = 0.10  # s, half-Gaussian rise: visible from about 0.25 s before the press
+LRP_DECAY = 0.15  # s, exponential return after the peak
+LRP_PEAK_JITTER = 0.04  # s, trial-to-trial sd of the peak relative to the press
+MU_BETA_RMS = 3.0 * UV  # sensorimotor beta rhythm over each hemisphere (CCD recordings)
+MU_BETA_FREQ, MU_BETA_SD = 22.0, 3.0  # Hz
+ERD_CENTER, ERD_SD = -0.1, 0.30  # s from the press: desynchronisation around the press
+ERD_DEPTH = {"contra": 0.45, "ipsi": 0.25}  # fraction of the rhythm's amplitude removed
+ERS_CENTER, ERS_SD, ERS_GAIN = 0.75, 0.25, 0.30  # post-movement beta rebound (contralateral)
+PRESS_POSITIVITY_CENTER = "CPz-Pz"  # centro-parietal, midway between CPz (E55) and Pz (E62)
+PRESS_POSITIVITY_WIDTH = 0.05  # m
+PRESS_POSITIVITY_AMPLITUDE = {"correct": 3.0 * UV, "error": 6.0 * UV}  # larger after errors
+PRESS_POSITIVITY_LATENCY = 0.30  # s after the press
+PRESS_POSITIVITY_SD = 0.10  # s, temporal sd of the wave
+PRESS_POSITIVITY_JITTER = 0.08  # s, trial-to-trial sd of its latency
+PRESS_AMPLITUDE_LOG_SD = 0.35  # lognormal trial-to-trial amplitude variation of both waves
 RT_LOG_SD_WITHIN = 0.30
 # s after the stimulus: the challenge-1 window (starter kit)
 WINDOW_START = C1_SHIFT_AFTER_STIMULUS_S

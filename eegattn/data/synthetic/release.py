@@ -25,8 +25,8 @@ from eegattn.data.synthetic.bids import (
 )
 from eegattn.data.synthetic.oracle import (
     _measure_latencies,
-    _referenced,
     _truth,
+    c1_oracle_model,
 )
 from eegattn.data.synthetic.params import (
     DEFAULT_N_SUBJECTS,
@@ -39,7 +39,6 @@ from eegattn.data.synthetic.params import (
 )
 from eegattn.data.synthetic.signals import (
     _background_covariance,
-    _optimal_spatial_filter,
     _raw_artifacts,
     _simulate,
     _Topographies,
@@ -48,6 +47,7 @@ from eegattn.data.synthetic.signals import (
 from eegattn.data.synthetic.subjects import (
     _ccd_run,
     _make_subjects,
+    _presses,
     _rest_run,
     _Subject,
     _subject_ids,
@@ -277,7 +277,7 @@ def _generate(out: Path, params: dict, *, n_jobs: int = 1, verbose: bool = False
         s.n_ccd_runs = min(s.n_ccd_runs, params["max_runs"])
     topo = _topographies()
     pooled = np.mean([_background_covariance(s, topo) for s in subjects], axis=0)
-    c1_filter = _optimal_spatial_filter(pooled, _referenced(topo.c1))
+    c1_model = c1_oracle_model(pooled, topo)
 
     # Release-wide irregularities: one CCD run without end_experiment, at least one unsorted.
     plan_rng = _rng(seed, 3)
@@ -285,7 +285,7 @@ def _generate(out: Path, params: dict, *, n_jobs: int = 1, verbose: bool = False
     no_end = tuple(ccd_runs[int(plan_rng.integers(len(ccd_runs)))]) if ccd_runs else None
     forced_swap = ccd_runs[0] if ccd_runs else None
 
-    jobs = [(out, s, topo, params, c1_filter, no_end, forced_swap) for s in subjects]
+    jobs = [(out, s, topo, params, c1_model, no_end, forced_swap) for s in subjects]
     if n_jobs > 1 and len(subjects) > 1:
         from joblib import Parallel, delayed
 
@@ -305,11 +305,11 @@ def _generate(out: Path, params: dict, *, n_jobs: int = 1, verbose: bool = False
     _write_participants(out, params["release"], subjects, available)
     _write_dataset_files(out, params["release"], params["mini"])
     _write_json(out / TRUTH_NAME,
-                _truth(params, subjects, trials_all, recordings, topo, c1_filter))
+                _truth(params, subjects, trials_all, recordings, topo, c1_model))
 
 
 def _generate_subject(out: Path, s: _Subject, topo: _Topographies, params: dict,
-                      c1_filter: np.ndarray, no_end, forced_swap):
+                      c1_model: dict, no_end, forced_swap):
     """All recordings of one subject: (trial truth rows, recording rows, available columns).
 
     mne-bids writes into a private staging root (it rewrites participants.tsv and friends on
@@ -330,9 +330,11 @@ def _generate_subject(out: Path, s: _Subject, topo: _Topographies, params: dict,
                 n_swaps = max(n_swaps, 1)
             has_end = (s.index, run) != no_end
             rows, trials, comps, duration = _ccd_run(rng, s, run, n_trials, has_end, n_swaps)
+            motor_rng = _rng(seed, 11, s.index, run)
+            presses = _presses(motor_rng, rows)
             data = _simulate(rng, s, topo, int(duration * sfreq), sfreq, components=comps,
-                             raw_like=raw_like)
-            _measure_latencies(data, sfreq, trials, c1_filter)
+                             raw_like=raw_like, presses=presses, motor_rng=motor_rng)
+            _measure_latencies(data, sfreq, trials, c1_model)
             if raw_like:
                 data += _raw_artifacts(rng, topo, data.shape[1], sfreq)
             path = _write_recording(stage, s.subject_id, CCD_TASK, run, data, sfreq, rows,

@@ -27,15 +27,31 @@ from eegattn.data.synthetic.params import (
     C2_LOG_AMPLITUDE_SCALE,
     C2_PATTERN_CENTER,
     C2_PATTERN_WIDTH,
+    ERD_CENTER,
+    ERD_DEPTH,
+    ERD_SD,
+    ERS_CENTER,
+    ERS_GAIN,
+    ERS_SD,
     HIGHPASS,
     LATENT_RMS,
     LINE_FREQ,
+    LRP_DECAY,
+    LRP_RISE_SD,
+    MOTOR_CENTER,
+    MOTOR_WIDTH,
+    MU_BETA_FREQ,
+    MU_BETA_RMS,
+    MU_BETA_SD,
     N_LATENT_SOURCES,
+    PRESS_POSITIVITY_SD,
+    PRESS_POSITIVITY_WIDTH,
     SENSOR_RMS,
     UV,
     _rng,
 )
 from eegattn.data.synthetic.subjects import (
+    _Press,
     _Subject,
 )
 
@@ -71,6 +87,8 @@ class _Topographies:
     alpha: np.ndarray
     blink: np.ndarray
     positions: np.ndarray
+    motor: dict  # hand -> pattern over the contralateral motor cortex
+    press_positivity: np.ndarray
 
 
 def _topographies() -> _Topographies:
@@ -80,7 +98,11 @@ def _topographies() -> _Topographies:
     blink_center = blink_center + np.array([0.0, 0.02, 0.0])  # in front of the eyes
     blink = scalp_pattern(blink_center, 0.045, referenced=False)
     blink = blink / blink.max()
+    cpz_pz = (positions[channel_index("CPz")] + positions[channel_index("Pz")]) / 2
     return _Topographies(
+        motor={hand: scalp_pattern(name, MOTOR_WIDTH, referenced=False)
+               for hand, name in MOTOR_CENTER.items()},
+        press_positivity=scalp_pattern(cpz_pz, PRESS_POSITIVITY_WIDTH, referenced=False),
         c1=scalp_pattern(C1_PATTERN_CENTER, C1_PATTERN_WIDTH, referenced=False),
         c2=scalp_pattern(C2_PATTERN_CENTER, C2_PATTERN_WIDTH, referenced=False),
         alpha=alpha,
@@ -101,10 +123,13 @@ def _source_mixing(subj: _Subject, topo: _Topographies) -> np.ndarray:
 
 
 def _background_covariance(subj: _Subject, topo: _Topographies) -> np.ndarray:
-    """Model covariance (129, 129) in V^2 of a CCD recording without the planted wave:
-    latent sources, alpha, beta and blinks, referenced to Cz, times gains, plus sensor noise."""
+    """Model covariance (129, 129) in V^2 of a CCD recording without the planted waves:
+    latent sources, alpha, beta, the sensorimotor rhythm and blinks, referenced to Cz, times
+    gains, plus sensor noise."""
     mixing = _source_mixing(subj, topo)
     cov = mixing @ mixing.T
+    for pattern in topo.motor.values():
+        cov += MU_BETA_RMS**2 * np.outer(pattern, pattern)
     cov += subj.alpha_rms**2 * np.outer(topo.alpha, topo.alpha)
     beta_rms = C2_BETA_RMS * math.exp(C2_LOG_AMPLITUDE_SCALE * subj.c2_feature)
     cov += beta_rms**2 * np.outer(topo.c2, topo.c2)
@@ -130,13 +155,58 @@ def _optimal_spatial_filter(cov: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     return w / np.dot(w, pattern)
 
 
+def _lrp_shape(times: np.ndarray, peak: float) -> tuple[slice, np.ndarray]:
+    """A half-Gaussian rise to ``peak`` and an exponential return, sliced to where it lives."""
+    sfreq = 1.0 / (times[1] - times[0])
+    lo = max(0, int((peak - 4 * LRP_RISE_SD) * sfreq))
+    hi = min(times.size, int((peak + 6 * LRP_DECAY) * sfreq) + 2)
+    dt = times[lo:hi] - peak
+    return slice(lo, hi), np.where(dt < 0, np.exp(-0.5 * (dt / LRP_RISE_SD) ** 2),
+                                   np.exp(-np.maximum(dt, 0.0) / LRP_DECAY))
+
+
+def _motor_activity(rng: np.random.Generator, topo: _Topographies, presses: list[_Press],
+                    times: np.ndarray, pink: np.ndarray) -> np.ndarray:
+    """(129, n_times) volts, unreferenced: the sensorimotor beta rhythm of both hemispheres,
+    desynchronised around every press (more over the hemisphere contralateral to the hand)
+    and rebounding after it, plus each press's lateralised readiness potential and
+    centro-parietal positivity."""
+    n_times = times.size
+    freqs = np.fft.rfftfreq(n_times, times[1] - times[0])
+    shape = np.exp(-0.5 * ((freqs - MU_BETA_FREQ) / MU_BETA_SD) ** 2) * (pink > 0)
+    hands = list(MOTOR_CENTER)
+    rhythm = _shaped_noise(rng, len(hands), n_times, np.stack([shape] * len(hands)))
+    gain = np.ones((len(hands), n_times))
+    for press in presses:
+        for row, hand in enumerate(hands):
+            side = "contra" if hand == press.hand else "ipsi"
+            sl, bump = _bump(times, press.time + ERD_CENTER, ERD_SD)
+            gain[row, sl] -= ERD_DEPTH[side] * bump
+            if side == "contra":
+                sl, bump = _bump(times, press.time + ERS_CENTER, ERS_SD)
+                gain[row, sl] += ERS_GAIN * bump
+    gain = np.clip(gain, 0.1, None)  # overlapping presses never invert the rhythm
+    out = np.zeros((N_CHANNELS, n_times))
+    for row, hand in enumerate(hands):
+        out += np.outer(topo.motor[hand], MU_BETA_RMS * gain[row] * rhythm[row])
+    for press in presses:
+        sl, wave = _lrp_shape(times, press.lrp_peak)
+        out[:, sl] += np.outer(topo.motor[press.hand] * press.lrp_amplitude, wave)
+        sl, wave = _bump(times, press.positivity_peak, PRESS_POSITIVITY_SD)
+        out[:, sl] += np.outer(topo.press_positivity * press.positivity_amplitude, wave)
+    return out
+
+
 def _simulate(rng: np.random.Generator, subj: _Subject, topo: _Topographies, n_times: int,
               sfreq: float, *, eyes_closed=(), components=(), raw_like=False,
-              c2_strength: float = 1.0) -> np.ndarray:
+              c2_strength: float = 1.0, presses: list[_Press] | None = None,
+              motor_rng: np.random.Generator | None = None) -> np.ndarray:
     """Brain signal + sensor noise of one recording in volts, shape (129, n_times), referenced
     to Cz (row Cz = 0). ``raw_like`` only drops the 0.5 Hz high-pass; see ``_raw_artifacts``.
     ``c2_strength`` scales the challenge-2 feature's log amplitude in this recording (the
-    task's strength, ``tasks.C2_TASK_STRENGTH``; 1.0 leaves the arithmetic as it was)."""
+    task's strength, ``tasks.C2_TASK_STRENGTH``; 1.0 leaves the arithmetic as it was).
+    ``presses`` (CCD runs) adds the sensorimotor rhythm and the button-press waves, drawn
+    from ``motor_rng`` so that every other draw stays as it was without them."""
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     times = np.arange(n_times) / sfreq
     pink = (freqs**2 + 1.0) ** (-subj.spectral_exponent / 4.0)
@@ -164,6 +234,11 @@ def _simulate(rng: np.random.Generator, subj: _Subject, topo: _Topographies, n_t
     for peak, amplitude in components:
         sl, shape = _bump(times, peak, C1_WIDTH)
         eeg[:, sl] += np.outer(topo.c1 * amplitude, shape)
+
+    if presses is not None:
+        if motor_rng is None:
+            raise ValueError("presses need their own motor_rng")
+        eeg += _motor_activity(motor_rng, topo, presses, times, pink)
 
     # Blinks while the eyes are open.
     duration = n_times / sfreq

@@ -25,6 +25,13 @@ from eegattn.data.synthetic.params import (
     C2_NOISE,
     EXTERNALIZING_MEAN,
     EXTERNALIZING_SD,
+    LRP_AMPLITUDE,
+    LRP_PEAK,
+    LRP_PEAK_JITTER,
+    PRESS_AMPLITUDE_LOG_SD,
+    PRESS_POSITIVITY_AMPLITUDE,
+    PRESS_POSITIVITY_JITTER,
+    PRESS_POSITIVITY_LATENCY,
     RT_LOG_SD_WITHIN,
     RT_MAX,
     RT_MIN,
@@ -227,6 +234,41 @@ def _ccd_run(rng: np.random.Generator, subj: _Subject, run: int, n_trials: int,
         k = int(rng.integers(1, len(rows) - 1))
         rows[k], rows[k + 1] = rows[k + 1], rows[k]
     return rows, trials, components, duration
+
+
+@dataclass(frozen=True)
+class _Press:
+    """One button press and the trial's draw of its response-locked waves (times in s)."""
+
+    time: float
+    hand: str  # "left" / "right"
+    error: bool  # a wrong or non-target press (larger positivity afterwards)
+    lrp_peak: float  # absolute time of the lateralised readiness potential's peak
+    lrp_amplitude: float  # volts (negative)
+    positivity_peak: float  # absolute time of the post-press positivity's peak
+    positivity_amplitude: float  # volts
+
+
+def _presses(rng: np.random.Generator, rows) -> list[_Press]:
+    """The presses of a run's event rows, each with its response-locked waves drawn from
+    ``rng`` (a stream of its own, so the events and the other signals do not change)."""
+    out = []
+    for onset_ms, value, feedback in sorted(rows):
+        if not value.endswith("_buttonPress"):
+            continue
+        t = onset_ms / 1000.0
+        error = feedback != "smiley_face"
+        scale = np.exp(rng.normal(0.0, PRESS_AMPLITUDE_LOG_SD, 2))
+        positivity = PRESS_POSITIVITY_AMPLITUDE["error" if error else "correct"]
+        out.append(_Press(
+            time=t, hand=value.removesuffix("_buttonPress"), error=error,
+            lrp_peak=t + LRP_PEAK + rng.normal(0.0, LRP_PEAK_JITTER),
+            lrp_amplitude=float(LRP_AMPLITUDE * scale[0]),
+            positivity_peak=t + PRESS_POSITIVITY_LATENCY + rng.normal(0.0,
+                                                                      PRESS_POSITIVITY_JITTER),
+            positivity_amplitude=float(positivity * scale[1]),
+        ))
+    return out
 
 
 def _rest_run(rng: np.random.Generator, rest_seconds: float):
