@@ -44,6 +44,7 @@ CONFIGS = {
     "fast+distribution+shift": ("lightweight_fast", {"head": "distribution"},
                                 {"augment": ["time_shift"]}),
     "ridge": ("ridge", {}, {}),
+    "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
 }
 
 
