@@ -14,7 +14,8 @@ import pytest
 
 from eegattn.data import cache as cache_module
 from eegattn.data import hbn
-from eegattn.data.cache import NpyAppender, load_challenge_windows, read_entry
+from eegattn.data.cache import load_challenge_windows, read_entry
+from eegattn.data.indexed import IndexedWindows
 
 QUIET = dict(progress=False)
 # tiny_root and raw_root (the 500 Hz release): tests/conftest.py, shared with the data tests
@@ -34,30 +35,21 @@ def _hashes(folder) -> dict:
 
 
 def _entries(cache_dir) -> list[str]:
-    return sorted(p.name for p in cache_dir.iterdir()) if cache_dir.exists() else []
+    """Window entries and temporary folders (recording entries: ``_recordings``)."""
+    return sorted(p.name for p in cache_dir.iterdir()
+                  if not p.name.startswith("r-")) if cache_dir.exists() else []
 
 
-def test_npy_appender_round_trip(tmp_path):
-    path = tmp_path / "X.npy"
-    writer = NpyAppender(path, (3, 4))
-    blocks = [np.random.default_rng(i).normal(size=(k, 3, 4)).astype(np.float32)
-              for i, k in enumerate((2, 0, 5))]
-    for block in blocks:
-        writer.append(block)
-    writer.close()
-    loaded = np.load(path, mmap_mode="r")
-    assert isinstance(loaded, np.memmap) and loaded.shape == (7, 3, 4)
-    np.testing.assert_array_equal(loaded, np.concatenate(blocks))
-    writer = NpyAppender(tmp_path / "bad.npy", (3, 4))
-    with pytest.raises(ValueError, match="does not fit"):
-        writer.append(np.zeros((1, 3, 5), np.float32))
-    writer.abort()
+def _recordings(cache_dir) -> list[str]:
+    return sorted(p.name for p in cache_dir.glob("r-*"))
 
 
 def test_second_call_reads_the_cache_without_redoing_work(tiny_root, tmp_path, monkeypatch):
     first = load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path, **QUIET)
     assert first.cache_key and _entries(tmp_path) == [first.cache_key]
-    assert isinstance(first.X, np.memmap) and not first.X.flags.writeable
+    # windows cut on the fly from the stored recordings, which are read-only memory maps
+    assert isinstance(first.X, IndexedWindows) and first.X.shape == (len(first), 129, 200)
+    assert not first.X._array(0).flags.writeable
 
     def no_work(job):
         raise AssertionError("the cache was not used")
@@ -104,29 +96,35 @@ def test_key_changes_with_parameters_and_inputs(tiny_copy, tmp_path):
     assert shifted.cache_key != touched.cache_key
     np.testing.assert_allclose(shifted.y, touched.y + 1.0, rtol=1e-6)
     assert len(_entries(cache_dir)) == 5
+    # stride 4 s shares base's recordings; l_freq and the rewritten file add their own
+    assert len(_recordings(cache_dir)) == 2 * len(base.info["recordings"]) + 1
 
 
 def test_failure_mid_write_leaves_no_trusted_entry(tiny_root, tmp_path, monkeypatch):
-    real_append = NpyAppender.append
+    real_write = cache_module.write_recording_entry
     calls = {"n": 0}
 
-    def failing_append(self, block):
+    def failing_write(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise RuntimeError("simulated crash while writing windows")
-        real_append(self, block)
+            raise RuntimeError("simulated crash while writing a recording")
+        return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(NpyAppender, "append", failing_append)
+    monkeypatch.setattr(cache_module, "write_recording_entry", failing_write)
     with pytest.raises(RuntimeError, match="simulated crash"):
         load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path, **QUIET)
-    assert _entries(tmp_path) == []  # neither an entry nor a temporary folder
+    assert _entries(tmp_path) == []  # neither a window entry nor a temporary folder
+    # the two recordings finished before the crash are complete entries of their own
+    assert len(_recordings(tmp_path)) == 2
+    assert all(cache_module.verify_entry(tmp_path / r, deep=True) == []
+               for r in _recordings(tmp_path))
     monkeypatch.undo()
 
     # a killed run (no clean-up at all) leaves a .tmp-* folder: it is never read
     key = load_challenge_windows(1, root=tiny_root, use_cache=False, **QUIET).info["key"]
     stale = tmp_path / f".tmp-{key}-deadbeef"
     stale.mkdir()
-    (stale / "X.npy").write_bytes(b"half")
+    (stale / "index.npy").write_bytes(b"half")
     windows = load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path, **QUIET)
     assert windows.cache_key == key and len(windows) > 0
     assert (tmp_path / key / "info.json").is_file()

@@ -53,24 +53,37 @@ def _no_temporary(cache_dir) -> bool:
 # --------------------------------------------------------------------------------------------
 # Manifest and damage
 # --------------------------------------------------------------------------------------------
+def _first_recording(entry):
+    return entry.parent / json.loads((entry / "info.json").read_text())["recordings"][0]
+
+
 def test_entry_has_a_manifest_of_sizes_shapes_and_checksums(cache_copy):
     cache_dir, key, X, y = cache_copy
     entry = cache_dir / key
     manifest = json.loads((entry / "manifest.json").read_text())
     files = manifest["files"]
     assert manifest["key"] == key
-    assert files["X.npy"]["shape"] == list(X.shape) and files["X.npy"]["dtype"] == "<f4"
-    assert files["X.npy"]["bytes"] == (entry / "X.npy").stat().st_size
+    assert files["index.npy"]["shape"] == [len(X), 2] and files["index.npy"]["dtype"] == "<i8"
     assert files["y.npy"]["shape"] == [len(y)]
-    for name in ("y.npy", "metadata.csv", "info.json"):
+    for name in ("index.npy", "y.npy", "metadata.csv", "info.json"):
         assert len(files[name]["sha256"]) == 64
+        assert files[name]["bytes"] == (entry / name).stat().st_size
+    # every recording it reads, with the checksum of the data it was built on
+    recordings = json.loads((entry / "info.json").read_text())["recordings"]
+    assert sorted(manifest["recordings"]) == sorted(recordings)
+    rec = _first_recording(entry)
+    rec_files = json.loads((rec / "manifest.json").read_text())["files"]
+    assert rec_files["data.npy"]["dtype"] == "<f4" and rec_files["data.npy"]["shape"][0] == 129
+    assert rec_files["data.npy"]["data_sha256"] == manifest["recordings"][rec.name]
     assert verify_entry(entry) == [] and verify_entry(entry, deep=True) == []
-    assert not (entry / ".building").exists()
+    assert not (entry / ".building").exists() and not (rec / ".building").exists()
 
 
 def _truncate_x(entry):
-    path = entry / "X.npy"
+    """Truncate the first recording the entry reads; returns the damaged folder."""
+    path = _first_recording(entry) / "data.npy"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path.parent
 
 
 def _zero_y(entry):
@@ -78,23 +91,34 @@ def _zero_y(entry):
     data = bytearray(path.read_bytes())
     data[128:] = bytes(len(data) - 128)  # header kept, every target 0.0
     path.write_bytes(bytes(data))
+    return entry
 
 
 def _garble_info(entry):
     (entry / "info.json").write_text("{not json")
+    return entry
 
 
 def _edit_info(entry):  # valid JSON, wrong content
     info = json.loads((entry / "info.json").read_text())
     info["n_windows"] += 1
     (entry / "info.json").write_text(json.dumps(info))
+    return entry
+
+
+def _remove_recording(entry):
+    folder = _first_recording(entry)
+    shutil.rmtree(folder)
+    return folder
 
 
 DAMAGE = {
-    "truncated X.npy": (_truncate_x, r"X\.npy has \d+ bytes, the manifest says \d+ \(truncated\)"),
+    "truncated recording": (_truncate_x,
+                            r"data\.npy has \d+ bytes, the manifest says \d+ \(truncated\)"),
     "zeroed y.npy": (_zero_y, r"y\.npy does not match its checksum"),
     "bad info.json": (_garble_info, r"info\.json (does not match its checksum|has \d+ bytes)"),
     "edited info.json": (_edit_info, r"info\.json (does not match its checksum|has \d+ bytes)"),
+    "recording removed": (_remove_recording, r"is missing \(removed\?\)"),
 }
 
 
@@ -103,12 +127,12 @@ def test_damaged_entry_is_reported_with_path_and_fix(cache_copy, damage):
     cache_dir, key, _, _ = cache_copy
     entry = cache_dir / key
     spoil, expected = DAMAGE[damage]
-    spoil(entry)
+    damaged = spoil(entry)  # the window entry or a recording it reads
     with pytest.raises(DamagedEntryError, match=expected) as caught:
         read_entry(entry)
     message = str(caught.value)
-    assert str(entry) in message and "\n" not in message
-    assert f"eegattn cache --remove {key} --yes" in message and "rebuilds it" in message
+    assert str(damaged) in message and "\n" not in message
+    assert f"eegattn cache --remove {damaged.name} --yes" in message and "rebuilds it" in message
     item = cache_module.inspect_entry(entry)
     assert item.state == "damaged" and item.removable
 
@@ -116,34 +140,47 @@ def test_damaged_entry_is_reported_with_path_and_fix(cache_copy, damage):
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_entry_is_rebuilt_when_loaded(tiny_root, cache_copy, damage):
     cache_dir, key, X, y = cache_copy
-    DAMAGE[damage][0](cache_dir / key)
-    with pytest.warns(CacheWarning, match=f"{key} is damaged .*; rebuilding it"):
+    damaged = DAMAGE[damage][0](cache_dir / key)
+    with pytest.warns(CacheWarning, match=f"{damaged.name} is damaged .*; rebuilding it") as rec:
         windows = load_challenge_windows(1, root=tiny_root, cache_dir=cache_dir, **QUIET)
     assert windows.cache_key == key
     np.testing.assert_array_equal(windows.X, X)
     np.testing.assert_array_equal(windows.y, y)
     assert verify_entry(cache_dir / key, deep=True) == []
-    assert sorted(p.name for p in cache_dir.iterdir()) == [key]  # nothing left aside
+    assert len(rec) == 1  # one warning per damaged folder
+    # nothing left aside: the entry and the recordings it reads, all sound
+    assert sorted(p.name for p in cache_dir.iterdir() if not p.name.startswith("r-")) == [key]
+    assert all(item.state == "ok" for item in scan_cache(cache_dir))
 
 
 def test_deep_verify_sees_changed_windows(cache_copy):
     cache_dir, key, _, _ = cache_copy
-    path = cache_dir / key / "X.npy"
-    with open(path, "r+b") as fh:  # flip a few bytes inside the data, size unchanged
+    rec = _first_recording(cache_dir / key)
+    with open(rec / "data.npy", "r+b") as fh:  # flip a few bytes inside the data, size kept
         fh.seek(2048)
         fh.write(b"\xff\xff\xff\xff")
     assert verify_entry(cache_dir / key) == []  # the fast check cannot see it
     assert verify_entry(cache_dir / key, deep=True) == [
-        "X.npy does not match its checksum (the windows were changed)"]
+        f"recording {rec.name}: data.npy does not match its checksum (the recording was "
+        "changed)"]
+    states = {item.name: item.state for item in scan_cache(cache_dir, deep=True)}
+    assert states[rec.name] == "damaged" and states[key] == "damaged"
 
 
-def test_entry_without_manifest_still_loads(cache_copy):
-    """Entries of an eegattn without manifests: read, with the older consistency checks."""
+def test_old_layout_is_stale_and_never_read(cache_copy):
+    """An entry of cache format 1 (every window in X.npy) is listed stale, never read; an
+    entry without a manifest is damaged."""
     cache_dir, key, X, _ = cache_copy
+    old = cache_dir / "c1-0123456789abcdef0123456789abcdef"
+    old.mkdir()
+    np.save(old / "X.npy", X)
+    info = {"challenge": 1, "n_windows": len(X), "sfreq": 100.0,
+            "inputs": {"format": "eegattn-window-cache-1"}}
+    (old / "info.json").write_text(json.dumps(info))
+    item = cache_module.inspect_entry(old)
+    assert item.state == "stale" and "cache format eegattn-window-cache-1" in item.detail
     (cache_dir / key / "manifest.json").unlink()
-    np.testing.assert_array_equal(read_entry(cache_dir / key).X, X)
-    _truncate_x(cache_dir / key)
-    with pytest.raises(DamagedEntryError, match="X.npy has .* its header needs"):
+    with pytest.raises(DamagedEntryError, match="manifest.json is missing"):
         read_entry(cache_dir / key)
 
 
@@ -152,19 +189,20 @@ def test_entry_without_manifest_still_loads(cache_copy):
 # --------------------------------------------------------------------------------------------
 def test_non_finite_window_is_named_and_dropped(tiny_root, tmp_path, monkeypatch):
     clean = load_challenge_windows(1, root=tiny_root, use_cache=False, **QUIET)
-    real = cache_module.recording_windows
+    real = cache_module.recording_table
     spoiled = {}
 
     def with_nan(job):
         result = real(job)
-        if not spoiled and len(result.X) > 3:
-            result.X = result.X.copy()
-            result.X[2, 7, 11] = np.nan
-            result.X[3, 0, 0] = np.inf
-            spoiled.update(recording=job[0].name, i_start=int(result.metadata["i_start"][2]))
+        starts = result.metadata["i_start"] if result.skipped is None else ()
+        if not spoiled and result.signal is not None and len(starts) > 3:
+            result.signal = result.signal.copy()
+            result.signal[7, starts[2] + 11] = np.nan
+            result.signal[0, starts[3]] = np.inf
+            spoiled.update(recording=job[0].name, i_start=int(starts[2]))
         return result
 
-    monkeypatch.setattr(cache_module, "recording_windows", with_nan)
+    monkeypatch.setattr(cache_module, "recording_table", with_nan)
     with pytest.warns(hbn.SkippedRecordingsWarning) as record:
         windows = load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path, **QUIET)
     text = " ".join(str(w.message) for w in record)
@@ -174,9 +212,14 @@ def test_non_finite_window_is_named_and_dropped(tiny_root, tmp_path, monkeypatch
     assert len(windows) == len(clean) - 2
     assert np.isfinite(windows.X).all()
     assert windows.info["dropped"]["windows_with_nan_or_inf"] == 2
-    # a cache hit repeats the warning; strict refuses
+    # a cache hit repeats the warning; another window spec over the stored recording drops
+    # the windows over those samples without reading it again; strict refuses
     with pytest.warns(hbn.SkippedRecordingsWarning, match=f"window 2 of {name}"):
         load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path, **QUIET)
+    with pytest.warns(hbn.SkippedRecordingsWarning, match=f"channel E8, sample {start + 11}"):
+        wide = load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path,
+                                      shift_after_stimulus_s=0.3, window_s=2.4, **QUIET)
+    assert np.isfinite(wide.X).all() and len(wide) == len(clean) - 2
     spoiled.clear()
     with pytest.raises(ValueError, match=f"the first is window 2 of {name}.*strict=True"):
         load_challenge_windows(1, root=tiny_root, cache_dir=tmp_path / "s", strict=True,
@@ -251,21 +294,27 @@ def test_clean_is_a_dry_run_until_yes(tiny_root, tmp_path, capsys):
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run building right now
     (cache_dir / "mine").mkdir()
     try:
-        states = {item.name: item.state for item in scan_cache(cache_dir)}
+        items = scan_cache(cache_dir)
+        states = {item.name: item.state for item in items if item.kind != "recording"}
         assert states == {good: "ok", stale: "stale", damaged: "damaged",
                           leftover.name: "leftover", busy.name: "in use"}
+        # the rewritten recording's old stored copy is stale too; the others serve `good`
+        recordings = [item.state for item in items if item.kind == "recording"]
+        assert recordings.count("stale") == 1 and recordings.count("ok") == len(recordings) - 1
         before = sorted(p.name for p in cache_dir.iterdir())
         code, out, _ = _cli(capsys, "--cache-dir", str(cache_dir), "--clean")
-        assert code == 0 and "would remove 3 folder(s)" in out and "nothing removed" in out
+        assert code == 0 and "would remove 4 folder(s)" in out and "nothing removed" in out
         assert "1 of its 8 recordings under" in " ".join(
             item.detail for item in scan_cache(cache_dir) if item.name == stale)
         assert sorted(p.name for p in cache_dir.iterdir()) == before
         code, out, _ = _cli(capsys, "--cache-dir", str(cache_dir), "--clean", "--yes")
-        assert code == 0 and "removed 3 folder(s)" in out
-        assert sorted(p.name for p in cache_dir.iterdir()) == sorted([good, busy.name, "mine"])
+        assert code == 0 and "removed 4 folder(s)" in out
+        assert sorted(p.name for p in cache_dir.iterdir() if not p.name.startswith("r-")) \
+            == sorted([good, busy.name, "mine"])
+        assert verify_entry(cache_dir / good) == []  # its recordings were all kept
     finally:
         os.close(fd)
-    assert scan_cache(cache_dir)[1].state == "leftover"  # the lock went with its holder
+    assert scan_cache(cache_dir)[-1].state == "leftover"  # the lock went with its holder
 
 
 def test_remove_named_entry(cache_copy, capsys):

@@ -21,8 +21,10 @@ import time
 HELP = "list the window cache (sizes, damaged or stale entries) and clean it"
 
 DESCRIPTION = """\
-List the window cache that `eegattn preprocess` (and train) fill: every entry with its size,
-windows and state, and the temporary folders that killed runs left behind.
+List the window cache that `eegattn preprocess` (and train) fill: every window entry with its
+size, windows and state, the stored recordings they read (counted; listed when not ok), and
+the temporary folders that killed runs left behind. Each preprocessed recording is stored once
+(r-* folders) and shared by every window entry (c1-* / c2-*) over it; see docs/cache.md.
 
 States: ok; damaged (a file does not match the entry's manifest: truncated, edited or zeroed;
 loading it rebuilds it); stale (it can never be used again: made by another cache format,
@@ -30,7 +32,8 @@ windows code or MNE version, or recordings it was built from changed or were del
 folder that is missing altogether counts as moved, not stale); leftover (the temporary folder
 of a killed run); in use (a run is building it right now).
 
---clean removes leftovers, damaged and stale entries; --remove KEY removes the entries you name.
+--clean removes leftovers, damaged and stale entries; --remove KEY removes the entries you name
+(window entries or recordings; a window entry whose recording was removed rebuilds it).
 Both only show what they would remove until you add --yes. Nothing else in the folder is
 touched."""
 
@@ -42,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="window cache folder (default: <project cache>/windows; the "
                         "EEGATTN_CACHE environment variable moves the project cache)")
     parser.add_argument("--verify", action="store_true",
-                        help="also check the checksum of every entry's windows (reads all of "
-                        "X.npy; the listing checks sizes and the small files' checksums)")
+                        help="also check the checksum of every stored recording (reads all "
+                        "of them; the listing checks sizes and the small files' checksums)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--clean", action="store_true",
                         help="remove leftovers of killed runs, damaged and stale entries")
@@ -80,7 +83,7 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 
 def _select_keys(items, keys, cache_dir) -> list:
-    entries = [item for item in items if item.kind == "entry"]
+    entries = [item for item in items if item.kind in ("entry", "recording")]
     chosen = []
     for key in keys:
         exact = [item for item in entries if item.name == key]
@@ -143,16 +146,22 @@ def run(args: argparse.Namespace) -> int:
                        f"eegattn cache{where} --clean")
 
     entries = [item for item in items if item.kind == "entry"]
+    recordings = [item for item in items if item.kind == "recording"]
     temporary = [item for item in items if item.kind == "temporary"]
     head = (f"window cache {cache_dir}: {_plural(len(entries), 'entry', 'entries')} "
             f"({human_size(sum(i.size for i in entries))})")
+    if recordings:
+        head += (f", {_plural(len(recordings), 'stored recording')} "
+                 f"({human_size(sum(i.size for i in recordings))})")
     if temporary:
         head += (f", {_plural(len(temporary), 'temporary folder')} "
                  f"({human_size(sum(i.size for i in temporary))})")
     print(head)
     if not items:
         return 0
-    print("\n".join(_table(items)))
+    # thousands of sound recordings would drown the table: they are counted in the head line
+    print("\n".join(_table([item for item in items
+                             if item.kind != "recording" or item.state != "ok"])))
     for item in items:
         if item.state == "damaged":
             print(f"damaged: {item.path}: {item.detail}; loading it rebuilds it, or remove it: "

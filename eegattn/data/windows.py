@@ -49,7 +49,8 @@ FEEDBACK_WRONG = "sad_face"
 EVENTS_REQUIRED_COLUMNS = ("onset", "value")
 
 # Bump when the windows produced for the same inputs change (part of every cache key).
-WINDOWS_CODE_VERSION = "windows-1"
+WINDOWS_CODE_VERSION = "windows-1"  # the windows themselves; the cache layout
+# has its own version (cache.CACHE_FORMAT_VERSION)
 
 TRIAL_TABLE_COLUMNS = (
     "trial_start_onset",
@@ -72,7 +73,9 @@ TRIAL_TABLE_COLUMNS = (
 class WindowSet:
     """Windows of one challenge with their targets and per-window metadata.
 
-    X: (n_windows, n_chans, n_times) float32 in volts; may be a read-only ``np.memmap``.
+    X: (n_windows, n_chans, n_times) float32 in volts: an ndarray (built in memory), or
+        from the cache an ``IndexedWindows`` (array-like; windows cut on the fly from the
+        stored recordings, see ``eegattn.data.indexed``); ``np.asarray(X[idx])`` reads.
     y: (n_windows,) float32 targets.
     metadata: one row per window; columns at least ``release, subject, task, run, target``
         plus ``trial`` (challenge 1) or ``i_window`` (challenge 2), ``i_start`` / ``i_stop``
@@ -121,12 +124,14 @@ class WindowSet:
     def subset(self, indices) -> WindowSet:
         """The windows at ``indices`` (ints, a boolean mask or a slice), in that order.
 
-        A slice keeps ``X`` a view (a memmap stays on disk); an index array copies the
-        selected windows into memory.
+        Windows from the cache (``IndexedWindows``) stay an index table over the stored
+        recordings (nothing is read); for an ndarray ``X`` a slice keeps a view (a memmap
+        stays on disk) and an index array copies the selected windows into memory.
         """
+        lazy = hasattr(self.X, "select")
         if isinstance(indices, slice):
             rows = np.arange(len(self))[indices]
-            X = self.X[indices]
+            X = self.X.select(indices) if lazy else self.X[indices]
         else:
             rows = np.asarray(indices)
             if rows.dtype == bool:
@@ -141,7 +146,7 @@ class WindowSet:
             rows = rows.astype(np.int64, copy=False).reshape(-1)
             if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
                 raise ValueError(f"indices out of range for {len(self)} windows")
-            X = self.X[rows]
+            X = self.X.select(rows) if lazy else self.X[rows]
         return WindowSet(
             X=X,
             y=self.y[rows],
@@ -328,25 +333,17 @@ def challenge1_window_starts(
     return anchors + int(shift_after_stimulus_s * sfreq)
 
 
-def challenge1_windows(
-    data: np.ndarray,
+def challenge1_window_table(
+    n_times: int,
     sfreq: float,
     trials: pd.DataFrame,
     *,
     shift_after_stimulus_s: float = C1_SHIFT_AFTER_STIMULUS_S,
     window_s: float = C1_WINDOW_S,
-) -> tuple[np.ndarray, pd.DataFrame, int]:
-    """Stimulus-locked windows of one recording.
-
-    data: (n_chans, n_times) signal (volts) at ``sfreq``; trials: ``ccd_trial_table`` output.
-    Returns ``X`` (n, n_chans, window) float32, per-window metadata (``trial`` = row of the
-    trial table, ``target`` = ``rt_from_stimulus``, onsets, ``correct``, sides, ``i_start``,
-    ``i_stop``) and the number of trials dropped because their window leaves the recording
-    (the starter kit raises on those instead).
-    """
-    if data.ndim != 2:
-        raise ValueError(f"data must be (n_chans, n_times), got shape {data.shape}")
-    n_chans, n_times = data.shape
+) -> tuple[pd.DataFrame, int]:
+    """Stimulus-locked windows of one recording of ``n_times`` samples, as metadata only
+    (see :func:`challenge1_windows`): one row per window and the number of trials dropped
+    because their window leaves the recording."""
     size = int(window_s * sfreq)
     usable = trials["stimulus_onset"].notna() & trials["response_onset"].notna()
     kept = trials[usable]
@@ -355,9 +352,6 @@ def challenge1_windows(
     )
     inside = (starts >= 0) & (starts + size <= n_times)
     kept, starts = kept[inside], starts[inside]
-    X = np.empty((len(starts), n_chans, size), dtype=np.float32)
-    for i, s in enumerate(starts):
-        X[i] = data[:, s : s + size]
     correct = kept["correct"].map(lambda v: np.nan if v is None else float(bool(v)))
     meta = pd.DataFrame(
         {
@@ -376,7 +370,39 @@ def challenge1_windows(
             "i_stop": starts + size,
         }
     )
-    return X, meta, int((~inside).sum())
+    return meta, int((~inside).sum())
+
+
+def cut_windows(data: np.ndarray, starts, size: int) -> np.ndarray:
+    """Windows (len(starts), n_chans, size) float32 of ``data`` (n_chans, n_times)."""
+    X = np.empty((len(starts), data.shape[0], size), dtype=np.float32)
+    for i, s in enumerate(np.asarray(starts, dtype=np.int64)):
+        X[i] = data[:, s : s + size]
+    return X
+
+
+def challenge1_windows(
+    data: np.ndarray,
+    sfreq: float,
+    trials: pd.DataFrame,
+    *,
+    shift_after_stimulus_s: float = C1_SHIFT_AFTER_STIMULUS_S,
+    window_s: float = C1_WINDOW_S,
+) -> tuple[np.ndarray, pd.DataFrame, int]:
+    """Stimulus-locked windows of one recording.
+
+    data: (n_chans, n_times) signal (volts) at ``sfreq``; trials: ``ccd_trial_table`` output.
+    Returns ``X`` (n, n_chans, window) float32, per-window metadata (``trial`` = row of the
+    trial table, ``target`` = ``rt_from_stimulus``, onsets, ``correct``, sides, ``i_start``,
+    ``i_stop``) and the number of trials dropped because their window leaves the recording
+    (the starter kit raises on those instead).
+    """
+    if data.ndim != 2:
+        raise ValueError(f"data must be (n_chans, n_times), got shape {data.shape}")
+    meta, n_outside = challenge1_window_table(
+        data.shape[1], sfreq, trials, shift_after_stimulus_s=shift_after_stimulus_s,
+        window_s=window_s)
+    return cut_windows(data, meta["i_start"], int(window_s * sfreq)), meta, n_outside
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +421,23 @@ def challenge2_window_starts(n_times: int, sfreq: float, *, window_s: float = C2
     return np.arange(0, n_times - size + 1, stride, dtype=np.int64)
 
 
+def challenge2_window_table(n_times: int, sfreq: float, target: float, *,
+                            window_s: float = C2_WINDOW_S,
+                            stride_s: float = C2_STRIDE_S) -> pd.DataFrame:
+    """Fixed-length windows of a recording of ``n_times`` samples, as metadata only (see
+    :func:`challenge2_windows`)."""
+    starts = challenge2_window_starts(n_times, sfreq, window_s=window_s, stride_s=stride_s)
+    size = int(window_s * sfreq)
+    return pd.DataFrame(
+        {
+            "i_window": np.arange(len(starts), dtype=np.int64),
+            "target": np.full(len(starts), float(target)),
+            "i_start": starts,
+            "i_stop": starts + size,
+        }
+    )
+
+
 def challenge2_windows(
     data: np.ndarray,
     sfreq: float,
@@ -408,20 +451,9 @@ def challenge2_windows(
     give zero windows."""
     if data.ndim != 2:
         raise ValueError(f"data must be (n_chans, n_times), got shape {data.shape}")
-    starts = challenge2_window_starts(data.shape[1], sfreq, window_s=window_s, stride_s=stride_s)
-    size = int(window_s * sfreq)
-    X = np.empty((len(starts), data.shape[0], size), dtype=np.float32)
-    for i, s in enumerate(starts):
-        X[i] = data[:, s : s + size]
-    meta = pd.DataFrame(
-        {
-            "i_window": np.arange(len(starts), dtype=np.int64),
-            "target": np.full(len(starts), float(target)),
-            "i_start": starts,
-            "i_stop": starts + size,
-        }
-    )
-    return X, meta
+    meta = challenge2_window_table(data.shape[1], sfreq, target, window_s=window_s,
+                                   stride_s=stride_s)
+    return cut_windows(data, meta["i_start"], int(window_s * sfreq)), meta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,13 +518,17 @@ class WindowSpec:
 
 @dataclass
 class RecordingWindows:
-    """The windows of one recording (``X`` (n, n_chans, n_times) float32, one metadata row per
-    window), what was dropped inside it, or why the whole recording was skipped."""
+    """The windows of one recording: ``X`` (n, n_chans, n_times) float32 (None when only the
+    table was made), one metadata row per window, what was dropped inside it, or why the
+    whole recording was skipped; ``signal`` (n_chans, n_samples) float32 and ``sfreq``: the
+    preprocessed recording, when ``recording_table`` read it."""
 
-    X: np.ndarray
+    X: np.ndarray | None
     metadata: pd.DataFrame
     dropped: dict = field(default_factory=dict)
     skipped: object = None  # an ``hbn.Skipped`` when the recording could not be used
+    signal: np.ndarray | None = None
+    sfreq: float | None = None
 
 
 def _identity(recording, n: int) -> dict:
@@ -509,9 +545,13 @@ def _empty(recording, n_chans: int, size: int) -> RecordingWindows:
     return RecordingWindows(np.zeros((0, n_chans, size), np.float32), pd.DataFrame())
 
 
-def recording_windows(job: tuple) -> RecordingWindows:
-    """Read, preprocess and window one recording. ``job`` = ``(recording, spec, config,
-    target_value)`` (``target_value``: the participant's value for challenge 2, unused for 1).
+def recording_table(job: tuple) -> RecordingWindows:
+    """Window table of one recording, reading and preprocessing it unless it is stored.
+
+    ``job`` = ``(recording, spec, config, target_value, stored)``: ``target_value`` is the
+    participant's value for challenge 2 (unused for 1); ``stored`` is None (read and
+    preprocess the recording: the result carries ``signal``, float32) or ``(n_samples,
+    sfreq)`` of the stored preprocessed recording (only events are read). ``X`` is None.
 
     Bad files never raise here: they come back as ``skipped`` so one broken recording does
     not stop a release; wrong settings (e.g. a filter above Nyquist) do raise.
@@ -519,7 +559,7 @@ def recording_windows(job: tuple) -> RecordingWindows:
     from eegattn.data.hbn import Skipped
     from eegattn.data.preprocess import preprocess_recording
 
-    recording, spec, config, target_value = job
+    recording, spec, config, target_value, stored = job
     size = int(spec.window_s * config.sfreq)
     n_chans = len(config.channels)
     trials = None
@@ -530,18 +570,24 @@ def recording_windows(job: tuple) -> RecordingWindows:
             out = _empty(recording, n_chans, size)
             out.skipped = Skipped(recording, "unusable events.tsv", str(err))
             return out
-    try:
-        data, sfreq = preprocess_recording(recording.path, config)
-    except ValueError as err:
-        if "Nyquist" in str(err):
-            raise
-        out = _empty(recording, n_chans, size)
-        out.skipped = Skipped(recording, "unreadable recording", str(err))
-        return out
+    signal = None
+    if stored is None:
+        try:
+            data, sfreq = preprocess_recording(recording.path, config)
+        except ValueError as err:
+            if "Nyquist" in str(err):
+                raise
+            out = _empty(recording, n_chans, size)
+            out.skipped = Skipped(recording, "unreadable recording", str(err))
+            return out
+        signal = np.ascontiguousarray(data, dtype=np.float32)
+        n_samples = signal.shape[1]
+    else:
+        n_samples, sfreq = int(stored[0]), float(stored[1])
 
     if spec.challenge == 1:
-        X, meta, n_outside = challenge1_windows(
-            data, sfreq, trials, shift_after_stimulus_s=spec.shift_after_stimulus_s,
+        meta, n_outside = challenge1_window_table(
+            n_samples, sfreq, trials, shift_after_stimulus_s=spec.shift_after_stimulus_s,
             window_s=spec.window_s,
         )  # fmt: skip
         if spec.target != "rt_from_stimulus":
@@ -550,12 +596,24 @@ def recording_windows(job: tuple) -> RecordingWindows:
             (trials["stimulus_onset"].isna() | trials["response_onset"].isna()).sum()),
             "windows_outside_recording": n_outside}
     else:
-        X, meta = challenge2_windows(
-            data, sfreq, target_value, window_s=spec.window_s, stride_s=spec.stride_s
-        )
+        meta = challenge2_window_table(n_samples, sfreq, target_value, window_s=spec.window_s,
+                                       stride_s=spec.stride_s)
         dropped = {}
     meta = pd.concat([pd.DataFrame(_identity(recording, len(meta))), meta], axis=1)
-    return RecordingWindows(X, meta, dropped)
+    return RecordingWindows(None, meta, dropped, signal=signal, sfreq=sfreq)
+
+
+def recording_windows(job: tuple) -> RecordingWindows:
+    """Read, preprocess and window one recording (windows materialised in ``X``). ``job`` =
+    ``(recording, spec, config, target_value)``, as :func:`recording_table` without
+    ``stored``."""
+    result = recording_table((*job, None))
+    if result.skipped is not None:
+        return result
+    size = int(job[1].window_s * job[2].sfreq)
+    result.X = cut_windows(result.signal, result.metadata["i_start"], size)
+    result.signal = None  # the windows travel back to the caller, not the recording too
+    return result
 
 
 def metadata_dtypes(challenge: int) -> dict[str, str]:
