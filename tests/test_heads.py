@@ -89,7 +89,15 @@ def test_every_model_takes_a_time_head_that_traces(name, kind):
     # training output: the prediction, plus the distribution head's log-probabilities
     assert out.shape[1] == 1 if kind == "softargmax" else out.shape[1] > 3
     assert (head_criterion(model) is not None) == (kind == "distribution")
-    assert not init_output_bias(model, 1.5)  # an expectation over latencies has no bias
+    # a time head starts at the targets' distribution over its bins: its expectation moves
+    # from the window's centre to near the targets' mean
+    model.eval()
+    with torch.no_grad():
+        flat = model(x).mean().item()
+        assert init_output_bias(model, np.full(2000, 0.8))
+        started = model(x).mean().item()
+    assert abs(flat - 1.5) < 0.3 and abs(started - 0.8) < 0.2
+    model.train()
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -142,7 +150,7 @@ def test_estimator_trains_a_distribution_head(tmp_path):
     assert pred.shape == (5,) and np.isfinite(pred).all()
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["valid_loss"])
                for h in est.history_)
-    assert not est.output_bias_initialized_
+    assert est.output_bias_initialized_  # the head's prior, from the training targets
 
 
 def test_time_head_runs_package_and_validate(tmp_path):

@@ -46,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from eegattn.training.augment import LABEL_MOVING, parse_augment
+from eegattn.training.batches import auto_num_workers
 from eegattn.training.checkpoint import checkpoint_path, load_checkpoint
 from eegattn.training.distributed import current_context
 from eegattn.training.finetune import (
@@ -401,7 +402,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     init_output_bias : bool
         Start the bias of the model's last ``Linear`` (1 output) at the training-target mean,
         so training begins at the mean predictor (NRMSE ~1) instead of predicting 0 for
-        response times around 1.5 s. The architecture and state_dict keys are unchanged.
+        response times around 1.5 s; a time head (``head="softargmax"`` / ``"distribution"``)
+        starts its prior over time bins at the targets' distribution instead. The
+        architecture and state_dict keys are unchanged.
     init : str | None
         Starting weights: ``"hf:ORG/NAME"`` (a braindecode checkpoint on the Hugging Face
         hub), or a folder written by braindecode's ``save_pretrained``, ``eegattn pretrain``
@@ -413,6 +416,13 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         weights when training ends.
     lora_options : dict | None
         ``r`` (rank, 8), ``alpha`` (16), ``dropout`` (0.0) of the LoRA adapters.
+    num_workers : int | None
+        Worker processes gathering training batches through a ``torch.utils.data``
+        DataLoader (prefetched; pinned memory on CUDA); 0 gathers them in this process.
+        None (auto): 0 on the CPU, where workers compete with training for the cores (measured
+        in docs/cache.md), up to 4 on CUDA. Batches, crops and augmentation are drawn in the
+        main process either way, so the weights do not depend on it (and a checkpoint
+        resumes with any value).
 
     Attributes (after fit)
     ----------------------
@@ -492,6 +502,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         crop_anchor=None,
         ensemble=1,
         ensemble_combine="mean",
+        num_workers=None,
     ):
         self.model = model
         self.model_options = model_options
@@ -522,6 +533,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.crop_anchor = crop_anchor
         self.ensemble = ensemble
         self.ensemble_combine = ensemble_combine
+        self.num_workers = num_workers
 
     # ------------------------------------------------------------------ validation
 
@@ -546,6 +558,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_int(self.checkpoint_every, "checkpoint_every", allow_none=True)
         check_positive_int(self.crop_n_times, "crop_n_times", allow_none=True)
         check_positive_int(self.crop_anchor, "crop_anchor", minimum=0, allow_none=True)
+        check_positive_int(self.num_workers, "num_workers", minimum=0, allow_none=True)
         augment = parse_augment(self.augment)
         check_positive_int(self.ensemble, "ensemble")
         if self.ensemble > 1 and not (isinstance(self.model, str) and ":" not in self.model):
@@ -627,7 +640,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         """What must match for a checkpoint to be resumed: data summary and training params."""
         params = {
             k: repr(v) for k, v in self.get_params(deep=False).items()
-            if k not in ("verbose", "device", "checkpoint_dir", "checkpoint_every", "model")
+            if k not in ("verbose", "device", "checkpoint_dir", "checkpoint_every", "model",
+                         "num_workers")
         }
         params["model"] = model_spec(self.model)
         return {
@@ -735,6 +749,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                               else int(self.checkpoint_every)),
             verbose=int(self.verbose),
             augment=parse_augment(self.augment), crop_anchor=self.crop_anchor, sfreq=sfreq,
+            num_workers=(auto_num_workers(device) if self.num_workers is None
+                         else int(self.num_workers)),
         )
         member_specs = [{"model": model_spec(self.model),
                          "model_options": dict(self.model_options or {})}] * n_members
@@ -801,8 +817,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             )
             init_report = None if init_source is None else load_init(module, init_source)
             bias_initialized = bool(self.init_output_bias) and init_output_bias(
-                module, float(np.mean(y[train_idx], dtype=np.float64))
-            )
+                module, y[train_idx])
             # a head's own criterion, read before peft wraps the head (LoRA hides its class)
             criterion = head_criterion(module)
             # frozen backbone or LoRA adapters (a peft model around `module`), merged after

@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S
-from eegattn.training.augment import BatchAugmenter, resample_crops
+from eegattn.training.augment import BatchAugmenter
+from eegattn.training.batches import crop_windows, gather_batch, make_batch_loader
 from eegattn.training.checkpoint import (
     capture_rng_state,
     restore_rng_state,
@@ -159,18 +160,10 @@ def eval_offsets(n: int, n_times: int, crop: int | None, anchor: int | None, see
     return seeded_crop_offsets(n, n_times, crop, seed)
 
 
-def crop_windows(xb: np.ndarray, offsets, crop: int | None) -> np.ndarray:
-    """Cut ``xb`` (b, c, t) to (b, c, crop) starting at ``offsets`` (b,)."""
-    if offsets is None:
-        return xb
-    idx = offsets[:, None] + np.arange(crop)[None, :]  # (b, crop)
-    return np.take_along_axis(xb, idx[:, None, :], axis=2)
-
-
 def batch_tensor(X, idx, offsets, crop, device) -> torch.Tensor:
-    """Windows ``X[idx]`` (cropped) as a float32 tensor on ``device``; X may be a memmap."""
-    xb = crop_windows(np.asarray(X[idx]), offsets, crop)
-    return torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
+    """Windows ``X[idx]`` (cropped) as a float32 tensor on ``device``; X may be a memmap or
+    an ``IndexedWindows``."""
+    return torch.from_numpy(gather_batch(X, idx, offsets, crop)).to(device)
 
 
 def predict_module(module, X, idx, offsets, crop, batch_size, device) -> np.ndarray:
@@ -197,11 +190,15 @@ def head_criterion(module: nn.Module):
     return getter() if callable(getter) else None
 
 
-def init_output_bias(module: nn.Module, value: float) -> bool:
-    """Set the bias of the last single-output ``nn.Linear`` to ``value``; False if none, or
-    when a head predicts an expectation over latencies (it has no output bias)."""
-    if any(getattr(sub, "predicts_latency", False) for sub in module.modules()):
-        return False
+def init_output_bias(module: nn.Module, targets) -> bool:
+    """Start the model's output at the training targets: the bias of the last single-output
+    ``nn.Linear`` at their mean, or a time head's prior at their distribution over its bins
+    (``TimeHead.init_prior``). False when the model has neither."""
+    heads = [sub for sub in module.modules() if hasattr(sub, "init_prior")]
+    for head in heads:
+        head.init_prior(targets)
+    if heads:
+        return True
     last = None
     for sub in module.modules():
         if isinstance(sub, nn.Linear) and sub.out_features == 1 and sub.bias is not None:
@@ -209,7 +206,7 @@ def init_output_bias(module: nn.Module, value: float) -> bool:
     if last is None:
         return False
     with torch.no_grad():
-        last.bias.fill_(value)
+        last.bias.fill_(float(np.mean(targets, dtype=np.float64)))
     return True
 
 
@@ -250,6 +247,9 @@ class LoopSettings:
     crop_anchor: int | None = None
     sfreq: float = 100.0
     label_origin_s: float = C1_SHIFT_AFTER_STIMULUS_S
+    # worker processes gathering training batches (eegattn.training.batches); 0: in-process.
+    # Batches, crops and augmentation are decided here either way: the same weights result
+    num_workers: int = 0
 
 
 class TrainingLoop:
@@ -301,6 +301,7 @@ class TrainingLoop:
         self.complete = False
         self.resumed_from = None
         self.epoch_started = None
+        self._loader = None  # the DataLoader of num_workers > 0, built on first use
 
     # -- checkpoint --------------------------------------------------------------
 
@@ -374,15 +375,18 @@ class TrainingLoop:
     # -- loop --------------------------------------------------------------------
 
     def run(self) -> None:
-        while not self.complete and self.epoch < self.s.max_epochs:
-            if self.step_in_epoch == 0:
-                self._start_epoch()
-            if self.epoch_started is None:
-                self.epoch_started = time.perf_counter()
-            self._train_epoch()
-            self._end_epoch()
-        if not self.complete:
-            self._finish()
+        try:
+            while not self.complete and self.epoch < self.s.max_epochs:
+                if self.step_in_epoch == 0:
+                    self._start_epoch()
+                if self.epoch_started is None:
+                    self.epoch_started = time.perf_counter()
+                self._train_epoch()
+                self._end_epoch()
+            if not self.complete:
+                self._finish()
+        finally:
+            self._loader = None  # its persistent workers exit with it
 
     def _start_epoch(self) -> None:
         # identical on every process: each takes its share of each global batch
@@ -409,15 +413,10 @@ class TrainingLoop:
 
             bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
                        desc=f"epoch {self.epoch + 1}", leave=False, file=sys.stdout)
-        n_train = len(self.order)
+        batches = self._batches()
         while self.step_in_epoch < self.steps_per_epoch:
-            start = self.step_in_epoch * s.batch_size
-            last = self.step_in_epoch == self.steps_per_epoch - 1
-            stop = n_train if last else start + s.batch_size
-            idx = self.order[start:stop][rank::world]
-            off = None if self.offsets is None else self.offsets[start:stop][rank::world]
-            sc = None if self.scales is None else self.scales[start:stop][rank::world]
-            xb, yb = self._batch(idx, off, sc)
+            (idx, off, sc), (start, stop) = self._plan(self.step_in_epoch)
+            xb, yb = self._batch(idx, off, sc, next(batches))
             if self.augmenter:
                 xb, yb = self.augmenter(xb, yb, self.epoch, self.step_in_epoch, rank)
             scale = world * len(idx) / (stop - start) if world > 1 else 1.0
@@ -448,21 +447,47 @@ class TrainingLoop:
         if bar is not None:
             bar.close()
 
-    def _batch(self, idx, off, scales) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training windows and targets; label-moving augmentation moves the target with the
-        crop (time_shift: RT - d) and the stretch (time_scale: t0 + s (RT - t0))."""
+    def _plan(self, step: int):
+        """``((indices, offsets, scales), (start, stop))`` of this process's share of global
+        batch ``step`` of the epoch (offsets / scales None when not used)."""
+        world, rank = self.dist.world_size, self.dist.rank
+        start = step * self.s.batch_size
+        stop = len(self.order) if step == self.steps_per_epoch - 1 else start + self.s.batch_size
+        idx = self.order[start:stop][rank::world]
+        off = None if self.offsets is None else self.offsets[start:stop][rank::world]
+        sc = None if self.scales is None else self.scales[start:stop][rank::world]
+        return (idx, off, sc), (start, stop)
+
+    def _batches(self):
+        """The windows of the epoch's remaining batches, in order: gathered here
+        (``num_workers=0``) or by the DataLoader's workers, prefetched."""
+        if self.s.num_workers > 0:
+            if self._loader is None:
+                self._loader = make_batch_loader(
+                    self.X, self.crop, self._remaining_plans, num_workers=self.s.num_workers,
+                    device=self.device, seed=self.seed)
+            return iter(self._loader)
+        return (gather_batch(self.X, idx, off, self.crop, sc)
+                for idx, off, sc in self._remaining_plans())
+
+    def _remaining_plans(self):
+        return (self._plan(step)[0] for step in range(self.step_in_epoch, self.steps_per_epoch))
+
+    def _batch(self, idx, off, scales, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training windows ``x`` (gathered, cropped) and targets on the device; label-moving
+        augmentation moves the target with the crop (time_shift: RT - d) and the stretch
+        (time_scale: t0 + s (RT - t0))."""
         y = self.y[idx]
-        if scales is None and not (self.s.crop_anchor is not None and "time_shift"
-                                   in self.augment):
-            xb = batch_tensor(self.X, idx, off, self.crop, self.device)
-            return xb, torch.from_numpy(y).to(self.device)
-        x = resample_crops(np.asarray(self.X[idx]), off, self.crop, scales)
-        t0 = self.s.label_origin_s
-        shift = (off - self.s.crop_anchor) / self.s.sfreq  # d, seconds
-        scale = 1.0 if scales is None else scales
-        y = (t0 + scale * (y - t0 - shift)).astype(np.float32)
-        xb = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-        return xb, torch.from_numpy(y).to(self.device)
+        if scales is not None or (self.s.crop_anchor is not None
+                                  and "time_shift" in self.augment):
+            t0 = self.s.label_origin_s
+            shift = (off - self.s.crop_anchor) / self.s.sfreq  # d, seconds
+            scale = 1.0 if scales is None else scales
+            y = (t0 + scale * (y - t0 - shift)).astype(np.float32)
+        xb = x if isinstance(x, torch.Tensor) else torch.from_numpy(x)
+        pinned = torch.device(self.device).type == "cuda" and xb.is_pinned()
+        return (xb.to(self.device, non_blocking=pinned),
+                torch.from_numpy(np.asarray(y, dtype=np.float32)).to(self.device))
 
     def _validate(self) -> dict:
         """valid_loss, valid_nrmse and whether this epoch is the best so far (rank 0's view,
