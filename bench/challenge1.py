@@ -38,6 +38,8 @@ CONFIGS = {
     "fast": ("lightweight_fast", {}, {}),
     "fast+softargmax": ("lightweight_fast", {"head": "softargmax"}, {}),
     "fast+distribution": ("lightweight_fast", {"head": "distribution"}, {}),
+    "fast+distribution-w1": ("lightweight_fast", {"head": "distribution",
+                                                  "head_options": {"loss": "wasserstein"}}, {}),
     "fast+shift": ("lightweight_fast", {}, {"augment": ["time_shift"]}),
     "fast+softargmax+shift": ("lightweight_fast", {"head": "softargmax"},
                               {"augment": ["time_shift"]}),
