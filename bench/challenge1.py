@@ -66,11 +66,15 @@ def parse_args(argv=None):
     parser.add_argument("--cache", default=str(REPO / "cache"))
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="merge results over disjoint splits into --out; nothing is trained")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     import warnings
 
     import numpy as np
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
         pred = est.predict(exact.subset(split.test))
         return pred, seconds, args.epochs * len(train_ws) / seconds
 
-    names = list(dict.fromkeys([BASELINE, *args.configs]))
+    names = list(dict.fromkeys([BASELINE, *args.configs, *args.ensemble_of]))
     runs: dict[str, list[dict]] = {n: [] for n in names}
     ens_names = [f"{n} x{args.ensemble}" for n in args.ensemble_of] if args.ensemble else []
     for n in ens_names:
@@ -133,32 +137,50 @@ def main(argv=None) -> int:
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"({seconds:.0f} s)", flush=True)
         for base in args.ensemble_of if args.ensemble else []:
-            members = [preds[base]] + [fit_predict(base, seed + 1000 * k, split)[0]
-                                       for k in range(1, args.ensemble)]
+            fits = [fit_predict(base, seed + 1000 * k, split) for k in range(1, args.ensemble)]
+            members = [preds[base]] + [f[0] for f in fits]
             name = f"{base} x{args.ensemble}"
             member_scores = [nrmse(y_test, p) for p in members]
             runs[name].append({"seed": seed, "nrmse": nrmse(y_test, np.mean(members, 0)),
                                "best_member_nrmse": min(member_scores),
-                               "mean_member_nrmse": float(np.mean(member_scores))})
+                               "mean_member_nrmse": float(np.mean(member_scores)),
+                               "member_nrmse": member_scores,
+                               "fit_s": runs[base][-1]["fit_s"] + sum(f[1] for f in fits)})
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"(best member {min(member_scores):.4f})", flush=True)
 
+    result = {"args": vars(args), "runs": runs, "reference": reference}
+    return report(result, args.out)
+
+
+def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
+    """Per configuration: mean NRMSE, paired difference against the baseline with its standard
+    error, wins, whether it beats ridge on every split, and an ensemble's best member."""
+    import numpy as np
+
     base = np.array([r["nrmse"] for r in runs[BASELINE]])
-    rows, summary = [], {}
     ridge = np.array([r["nrmse"] for r in runs["ridge"]]) if "ridge" in runs else None
+    rows, summary = [], {}
     for name, cells in runs.items():
         scores = np.array([c["nrmse"] for c in cells])
         diff = scores - base
         se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
         fit = [c["fit_s"] for c in cells if "fit_s" in c]
         wps = [c["train_windows_per_s"] for c in cells if "train_windows_per_s" in c]
-        summary[name] = {"mean_nrmse": float(scores.mean()), "per_split": scores.tolist(),
-                         "diff_vs_baseline": float(diff.mean()), "diff_se": se,
-                         "wins_vs_baseline": int((diff < 0).sum()),
-                         "beats_ridge_every_split": (None if ridge is None or name == "ridge"
-                                                     else bool((scores < ridge).all()))}
+        entry = {"mean_nrmse": float(scores.mean()), "per_split": scores.tolist(),
+                 "diff_vs_baseline": float(diff.mean()), "diff_se": se,
+                 "wins_vs_baseline": int((diff < 0).sum()),
+                 "beats_ridge_every_split": (None if ridge is None or name == "ridge"
+                                             else bool((scores < ridge).all()))}
+        if cells and "best_member_nrmse" in cells[0]:
+            gain = np.array([c["best_member_nrmse"] for c in cells]) - scores
+            entry.update(gain_over_best_member=float(gain.mean()),
+                         gain_over_best_member_se=float(gain.std(ddof=1) / math.sqrt(
+                             len(gain))) if len(gain) > 1 else float("nan"),
+                         beats_best_member=int((gain > 0).sum()))
+        summary[name] = entry
         rows.append([name, f"{scores.mean():.4f}",
-                     " / ".join(f"{s:.3f}" for s in scores),
+                     " / ".join(f"{v:.3f}" for v in scores),
                      "-" if name == BASELINE else f"{diff.mean():+.4f} ({se:.4f})",
                      "-" if name == BASELINE else f"{(diff < 0).sum()}/{len(diff)}",
                      f"{np.mean(fit):.0f} s" if fit else "-",
@@ -166,15 +188,45 @@ def main(argv=None) -> int:
     for name, values in reference.items():
         rows.append([name, f"{np.mean(values):.4f}", " / ".join(f"{v:.3f}" for v in values),
                      "-", "-", "-", "-"])
-    print(f"\nChallenge 1, splits {args.seeds}, {args.epochs} epochs, batch {args.batch}\n")
+    return summary, rows
+
+
+def report(result: dict, out: str | None) -> int:
+    summary, rows = summarise(result["runs"], result["reference"])
+    result["summary"] = summary
+    args = result["args"]
+    print(f"\nChallenge 1, splits {args['seeds']}, {args['epochs']} epochs, batch "
+          f"{args['batch']}\n")
     print(common.markdown_table(
         ["configuration", "mean NRMSE", "per split", f"paired diff vs {BASELINE} (SE)",
          "wins", "fit", "train windows/s"], rows))
-    result = {"args": vars(args), "runs": runs, "reference": reference, "summary": summary}
-    if args.out:
-        common.write_atomic(args.out, json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
+    ensembles = {k: v for k, v in summary.items() if "gain_over_best_member" in v}
+    for name, entry in ensembles.items():
+        print(f"{name}: {entry['gain_over_best_member']:+.4f} "
+              f"({entry['gain_over_best_member_se']:.4f}) better than its best member, on "
+              f"{entry['beats_best_member']}/{len(entry['per_split'])} splits")
+    if out:
+        common.write_atomic(out, json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {out}")
     return 0
+
+
+def merge(paths: list[str], out: str | None) -> int:
+    """One result from runs over disjoint splits (e.g. two processes, half the splits each)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    merged = {"args": dict(parts[0]["args"], seeds=[s for p in parts
+                                                     for s in p["args"]["seeds"]],
+                           merged_from=paths),
+              "runs": {}, "reference": {}}
+    for part in parts:
+        for key in ("runs", "reference"):
+            for name, cells in part[key].items():
+                merged[key].setdefault(name, []).extend(cells)
+    lengths = {len(v) for v in merged["runs"].values()}
+    if len(lengths) != 1:
+        raise SystemExit(f"the files hold different configurations per split ({lengths}); "
+                         "merge runs of the same --configs / --ensemble-of")
+    return report(merged, out)
 
 
 if __name__ == "__main__":
