@@ -163,7 +163,7 @@ def _child_ours(spec: dict) -> dict:
         for k, (s, t, r, i) in enumerate(keys)
     ]
     return _measured(entries, start, import_s, base,
-                     from_cache=isinstance(ws.X, np.memmap) and spec["mode"] == "cached",
+                     from_cache=ws.cache_key is not None and spec["mode"] == "cached",
                      cache_key=ws.cache_key)
 
 

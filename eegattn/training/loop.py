@@ -473,10 +473,12 @@ class TrainingLoop:
     def _remaining_plans(self):
         return (self._plan(step)[0] for step in range(self.step_in_epoch, self.steps_per_epoch))
 
-    def _batch(self, idx, off, scales, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training windows ``x`` (gathered, cropped) and targets on the device; label-moving
-        augmentation moves the target with the crop (time_shift: RT - d) and the stretch
-        (time_scale: t0 + s (RT - t0))."""
+    def _batch(self, idx, off, scales, x=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training windows ``x`` (gathered and cropped; None: gathered here) and targets on
+        the device; label-moving augmentation moves the target with the crop (time_shift:
+        RT - d) and the stretch (time_scale: t0 + s (RT - t0))."""
+        if x is None:
+            x = gather_batch(self.X, idx, off, self.crop, scales)
         y = self.y[idx]
         if scales is not None or (self.s.crop_anchor is not None
                                   and "time_shift" in self.augment):
