@@ -1,0 +1,476 @@
+"""Scaling of the data path with the number of subjects: cache build time, disk, memory and
+training throughput from the cache, on synthetic releases of growing size.
+
+For each size (default 24, 96 and 384 subjects; ``make_release(n_subjects=N, seed=0,
+tasks=(contrastChangeDetection, RestingState))``, written once under ``--data``):
+
+- **build**: challenge-1 windows (CCD) and challenge-2 windows (CCD + RestingState, 4 s every
+  2 s) built into empty cache folders, one process each (``n_jobs=1``): wall time, cache size
+  on disk, peak resident memory (``ru_maxrss``, and the peak of its anonymous part, sampled:
+  memory-mapped cache pages are file-backed, page cache the kernel can drop);
+- **epoch**: one epoch of ``lightweight_fast`` (batch 64, no validation, challenge 2 with the
+  estimator's random 2 s crops) on every window, read from the cache: windows/s and memory;
+- **cache vs RAM**: the same ``--subset`` consecutive windows (seeded offset) trained for one
+  epoch read from the cache, and copied into RAM first (``np.asarray``), in separate
+  processes, ``--repeats`` times interleaved: median windows/s of each and their ratio;
+- **disk per challenge-2 window-set** against the windows materialised as float32
+  (``n_windows * 129 * 400 * 4`` bytes).
+
+The build time is fitted against the number of recordings (linear least squares: slope,
+intercept, R^2) for each challenge. Every measured cell runs in its own subprocess (the driver
+imports only the standard library), so each peak-memory figure is that phase's alone.
+Window caches are removed after each size is measured (``--keep-cache`` keeps them); the
+releases stay in ``--data`` for the next run.
+
+Targets (issue 18), printed as PASS/FAIL: build time linear in recordings (R^2 >= 0.98 for
+each challenge); peak RSS < 2 GB at every size (build and epoch); cache-read throughput >= 90 %
+of in-RAM; challenge-2 disk per window-set <= 0.55x materialised.
+
+    .venv/bin/python bench/scaling.py --sizes 6 12 --subset 512 --repeats 1      # quick check
+    nohup .venv/bin/python bench/scaling.py --threads 1 --out docs/results/scaling.json \\
+        --plot docs/results/scaling.png > /tmp/scaling.log 2>&1 &
+    .venv/bin/python bench/scaling.py --from-json docs/results/scaling.json --plot ...  # redraw
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import _common as common  # noqa: E402  (bench/ is not a package)
+
+CCD = "contrastChangeDetection"
+REST = "RestingState"
+TASKS = {1: [CCD], 2: [CCD, REST]}
+N_CHANS = 129
+WINDOW_SAMPLES = {1: 200, 2: 400}  # 2 s and 4 s at 100 Hz
+TARGET_RSS = 2 * common.GB
+TARGET_THROUGHPUT = 0.90
+TARGET_DISK = 0.55
+TARGET_R2 = 0.98
+
+
+# ----------------------------------------------------------------------------- children
+class _AnonPeak:
+    """Peak of RssAnon (allocations, not file-backed pages) sampled every ``period`` s."""
+
+    def __init__(self, period: float = 0.05):
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period,), daemon=True)
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self, period: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            self._stop.wait(period)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
+def _memory(anon: _AnonPeak) -> dict:
+    return {"peak_rss": common.peak_rss_bytes(), "peak_anon": anon.peak}
+
+
+def _child_make(spec: dict) -> dict:
+    from eegattn.data.synthetic import make_release
+
+    start = time.perf_counter()
+    folder = make_release(spec["root"], n_subjects=spec["n_subjects"], seed=0,
+                          tasks=tuple(TASKS[2]))
+    return {"status": "ok", "folder": str(folder), "seconds": time.perf_counter() - start}
+
+
+def _load(spec: dict):
+    import warnings
+
+    from eegattn.data.cache import load_challenge_windows
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped recordings are counted in info
+        return load_challenge_windows(spec["challenge"], root=spec["root"],
+                                      cache_dir=spec["cache_dir"], tasks=TASKS[spec["challenge"]],
+                                      n_jobs=1, progress=False)
+
+
+def _child_build(spec: dict) -> dict:
+    import numpy as np  # noqa: F401  (imported before the clock, as every phase needs it)
+
+    import eegattn.data.cache  # noqa: F401
+
+    with _AnonPeak() as anon:
+        start = time.perf_counter()
+        ws = _load(spec)
+        seconds = time.perf_counter() - start
+    info = ws.info
+    return {"status": "ok", "seconds": seconds, "n_windows": len(ws),
+            "n_recordings": int(info.get("n_recordings_used") or 0),
+            "n_recordings_found": int(info.get("n_recordings_found") or 0),
+            "n_subjects": int(ws.metadata["subject"].nunique()),
+            "x_type": type(ws.X).__name__, **_memory(anon)}
+
+
+def _child_train(spec: dict) -> dict:
+    import numpy as np
+    import torch
+
+    from eegattn.training.estimator import EEGAttentionRegressor
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    ws = _load(spec)  # from the cache built before
+    if spec["mode"] != "epoch":  # the same consecutive windows in both modes
+        n = min(spec["subset"], len(ws))
+        offset = int(np.random.default_rng(spec["seed"]).integers(0, len(ws) - n + 1))
+        ws = ws.subset(slice(offset, offset + n))
+    X, y = ws.X, np.asarray(ws.y)
+    load_s = 0.0
+    with _AnonPeak() as anon:
+        if spec["mode"] == "ram":
+            start = time.perf_counter()
+            X = np.asarray(X)
+            load_s = time.perf_counter() - start
+        est = EEGAttentionRegressor(
+            model="lightweight_fast", max_epochs=1, batch_size=64, early_stopping=False,
+            valid_fraction=0.0, crop_n_times=200 if spec["challenge"] == 2 else None,
+            seed=0, verbose=0)
+        start = time.perf_counter()
+        est.fit(X, y)
+        fit_s = time.perf_counter() - start
+    history = getattr(est, "history_", None) or [{}]
+    epoch_s = history[0].get("duration_s") or fit_s
+    # fit_s - epoch_s: model set-up and the estimator's NaN/Inf check of every window
+    return {"status": "ok", "mode": spec["mode"], "n_windows": len(y), "fit_s": fit_s,
+            "epoch_s": epoch_s, "windows_per_s": len(y) / epoch_s, "load_s": load_s,
+            "x_type": type(ws.X).__name__, "threads": torch.get_num_threads(),
+            **_memory(anon)}
+
+
+CHILDREN = {"make": _child_make, "build": _child_build, "train": _child_train}
+
+
+# ----------------------------------------------------------------------------- driver
+def _folder_bytes(folder: Path) -> tuple[int, int]:
+    """(sum of file sizes, bytes allocated on disk) under ``folder``."""
+    size = blocks = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            size += st.st_size
+            blocks += st.st_blocks * 512
+    return size, blocks
+
+
+def _count_recordings(release: Path) -> dict:
+    return {task: len(list(release.glob(f"sub-*/eeg/*_task-{task}*_eeg.bdf")))
+            for task in TASKS[2]}
+
+
+def _fit_line(points) -> dict | None:
+    """Least-squares line y = slope x + intercept through ``points`` and its R^2."""
+    points = [(float(x), float(y)) for x, y in points]
+    n = len(points)
+    if n < 2:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    intercept = my - slope * mx
+    ss_res = sum((y - slope * x - intercept) ** 2 for x, y in points)
+    ss_tot = sum((y - my) ** 2 for _, y in points)
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    return {"slope_s_per_recording": slope, "intercept_s": intercept, "r2": r2, "n": n}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _run(kind: str, spec: dict, timeout: float, env: dict) -> dict:
+    result = common.run_child(__file__, {"kind": kind, **spec}, timeout, env=env)
+    if result.get("status") != "ok":
+        _log(f"  {kind} failed: {result.get('reason')}")
+    return result
+
+
+def measure_size(n: int, args, env: dict) -> dict:
+    """Every measurement of one release size (see the module docstring)."""
+    root = Path(args.data).resolve() / f"subjects-{n}"
+    row: dict = {"n_subjects": n, "root": str(root)}
+    _log(f"{n} subjects: release")
+    made = _run("make", {"root": str(root), "n_subjects": n}, args.timeout, env)
+    if made.get("status") != "ok":
+        return {**row, "error": f"release: {made.get('reason')}"}
+    release = Path(made["folder"])
+    row["release"] = {"generate_s": made["seconds"], "bytes": _folder_bytes(release)[0],
+                      "recordings": _count_recordings(release)}
+    for challenge in (1, 2):
+        cache = root / f"windows-c{challenge}"
+        shutil.rmtree(cache, ignore_errors=True)  # a cold build every time
+        base = {"root": str(root), "challenge": challenge, "cache_dir": str(cache)}
+        _log(f"{n} subjects: challenge {challenge} build")
+        build = _run("build", base, args.timeout, env)
+        cell: dict = {"build": build}
+        if build.get("status") == "ok":
+            size, allocated = _folder_bytes(cache)
+            cell["cache_bytes"], cell["cache_allocated_bytes"] = size, allocated
+            # against the windows as float32 arrays (challenge 1: 200 samples, for information)
+            materialised = build["n_windows"] * N_CHANS * WINDOW_SAMPLES[challenge] * 4
+            cell["materialised_bytes"] = materialised
+            cell["disk_ratio"] = size / materialised
+            _log(f"  {build['n_windows']} windows from {build['n_recordings']} recordings in "
+                 f"{build['seconds']:.1f} s, cache {common.format_bytes(size)}, peak RSS "
+                 f"{common.format_bytes(build['peak_rss'])} (anon "
+                 f"{common.format_bytes(build['peak_anon'])}), X {build['x_type']}")
+            train = {"threads": args.threads, "subset": args.subset, "seed": n}
+            _log(f"{n} subjects: challenge {challenge} epoch from the cache")
+            cell["epoch"] = epoch = _run("train", {**base, **train, "mode": "epoch"},
+                                         args.timeout, env)
+            if epoch.get("status") == "ok":
+                _log(f"  {epoch['n_windows']} windows at {epoch['windows_per_s']:.0f}/s, peak "
+                     f"RSS {common.format_bytes(epoch['peak_rss'])} (anon "
+                     f"{common.format_bytes(epoch['peak_anon'])})")
+            runs: dict = {"cache": [], "ram": []}
+            for repeat in range(args.repeats):
+                for mode in ("cache", "ram") if repeat % 2 == 0 else ("ram", "cache"):
+                    got = _run("train", {**base, **train, "mode": mode}, args.timeout, env)
+                    if got.get("status") == "ok":
+                        runs[mode].append(got)
+            cell["subset_runs"] = runs
+            if runs["cache"] and runs["ram"]:
+                rates = {mode: common.summarize([r["windows_per_s"] for r in runs[mode]])
+                         for mode in runs}
+                cell["subset_windows_per_s"] = rates
+                cell["throughput_ratio"] = rates["cache"]["median"] / rates["ram"]["median"]
+                _log(f"  subset of {runs['cache'][0]['n_windows']}: cache "
+                     f"{rates['cache']['median']:.0f}/s, RAM {rates['ram']['median']:.0f}/s, "
+                     f"ratio {cell['throughput_ratio']:.3f}")
+        row[f"challenge{challenge}"] = cell
+        if not args.keep_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    return row
+
+
+def summarize_results(rows: list[dict]) -> dict:
+    """Fits and target verdicts from the per-size rows."""
+    out: dict = {"fits": {}, "targets": {}}
+    for challenge in (1, 2):
+        points = [(r[f"challenge{challenge}"]["build"]["n_recordings"],
+                   r[f"challenge{challenge}"]["build"]["seconds"])
+                  for r in rows if r.get(f"challenge{challenge}", {}).get("build", {})
+                  .get("status") == "ok"]
+        out["fits"][f"challenge{challenge}_build"] = _fit_line(points)
+    fits = [f for f in out["fits"].values() if f]
+    peaks = [cell[phase][key] for r in rows for c in (1, 2)
+             if (cell := r.get(f"challenge{c}"))
+             for phase in ("build", "epoch") for key in ("peak_rss",)
+             if cell.get(phase, {}).get("status") == "ok"]
+    ratios = [r[f"challenge{c}"]["throughput_ratio"] for r in rows for c in (1, 2)
+              if "throughput_ratio" in r.get(f"challenge{c}", {})]
+    disk = [r["challenge2"]["disk_ratio"] for r in rows if "disk_ratio" in r.get("challenge2", {})]
+    out["targets"] = {
+        "build_linear": {"min_r2": min((f["r2"] for f in fits), default=None),
+                         "target": TARGET_R2},
+        "peak_rss": {"max_bytes": max(peaks, default=None), "target_bytes": TARGET_RSS},
+        "throughput_ratio": {"min": min(ratios, default=None), "target": TARGET_THROUGHPUT},
+        "c2_disk_ratio": {"max": max(disk, default=None), "target": TARGET_DISK},
+    }
+    t = out["targets"]
+    t["build_linear"]["pass"] = _at_least(t["build_linear"]["min_r2"], TARGET_R2)
+    t["peak_rss"]["pass"] = _below(t["peak_rss"]["max_bytes"], TARGET_RSS)
+    t["throughput_ratio"]["pass"] = _at_least(t["throughput_ratio"]["min"], TARGET_THROUGHPUT)
+    t["c2_disk_ratio"]["pass"] = _below(t["c2_disk_ratio"]["max"], TARGET_DISK, inclusive=True)
+    return out
+
+
+def _at_least(value, target):
+    return None if value is None else bool(value >= target)
+
+
+def _below(value, target, inclusive: bool = False):
+    if value is None:
+        return None
+    return bool(value <= target) if inclusive else bool(value < target)
+
+
+def _cell(row: dict, challenge: int, *path, fmt="{:.1f}", scale=1.0) -> str:
+    value = row.get(f"challenge{challenge}", {})
+    for key in path:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    return fmt.format(value / scale)
+
+
+def markdown(rows: list[dict], summary: dict) -> str:
+    headers = ["subjects", "challenge", "recordings", "windows", "build s", "cache",
+               "build peak RSS (anon)", "epoch windows/s", "epoch peak RSS (anon)",
+               "cache / RAM windows/s", "disk / materialised"]
+    lines = []
+    for row in rows:
+        for c in (1, 2):
+            cell = row.get(f"challenge{c}", {})
+            build, epoch = cell.get("build", {}), cell.get("epoch", {})
+            rates = cell.get("subset_windows_per_s", {})
+            lines.append([
+                row["n_subjects"], c, _cell(row, c, "build", "n_recordings", fmt="{:.0f}"),
+                _cell(row, c, "build", "n_windows", fmt="{:,.0f}"),
+                _cell(row, c, "build", "seconds"),
+                common.format_bytes(cell["cache_bytes"]) if "cache_bytes" in cell else "-",
+                (f"{common.format_bytes(build['peak_rss'])} "
+                 f"({common.format_bytes(build['peak_anon'])})" if "peak_rss" in build else "-"),
+                _cell(row, c, "epoch", "windows_per_s", fmt="{:.0f}"),
+                (f"{common.format_bytes(epoch['peak_rss'])} "
+                 f"({common.format_bytes(epoch['peak_anon'])})" if "peak_rss" in epoch else "-"),
+                (f"{rates['cache']['median']:.0f} / {rates['ram']['median']:.0f} = "
+                 f"{cell['throughput_ratio']:.2f}" if rates else "-"),
+                _cell(row, c, "disk_ratio", fmt="{:.3f}"),
+            ])
+    table = common.markdown_table(headers, lines)
+    fits = []
+    for name, fit in summary["fits"].items():
+        if fit:
+            fits.append(f"- {name}: {fit['slope_s_per_recording']:.3f} s per recording + "
+                        f"{fit['intercept_s']:.2f} s, R^2 = {fit['r2']:.4f} ({fit['n']} sizes)")
+    verdicts = []
+    for name, target in summary["targets"].items():
+        state = {True: "PASS", False: "FAIL", None: "n/a"}[target["pass"]]
+        shown = {k: v for k, v in target.items() if k != "pass"}
+        verdicts.append(f"- {name}: {state} {shown}")
+    return "\n".join([table, "", *fits, "", *verdicts])
+
+
+def plot(rows: list[dict], summary: dict, path: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
+    colors = {1: "tab:blue", 2: "tab:orange"}
+    ax = axes[0, 0]
+    for c in (1, 2):
+        pts = [(r[f"challenge{c}"]["build"]["n_recordings"], r[f"challenge{c}"]["build"]["seconds"])
+               for r in rows if r.get(f"challenge{c}", {}).get("build", {}).get("status") == "ok"]
+        if not pts:
+            continue
+        ax.plot(*zip(*pts), "o", color=colors[c], label=f"challenge {c}")
+        fit = summary["fits"].get(f"challenge{c}_build")
+        if fit:
+            xs = [0, max(x for x, _ in pts)]
+            ax.plot(xs, [fit["intercept_s"] + fit["slope_s_per_recording"] * x for x in xs],
+                    "-", color=colors[c], alpha=0.6,
+                    label=f"fit {fit['slope_s_per_recording']:.2f} s/rec, R²={fit['r2']:.3f}")
+    ax.set(xlabel="recordings", ylabel="cache build time (s)", title="build time")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    for c in (1, 2):
+        for phase, style in (("build", "o-"), ("epoch", "s--")):
+            pts = [(r["n_subjects"], r[f"challenge{c}"][phase]["peak_rss"] / common.GB)
+                   for r in rows if r.get(f"challenge{c}", {}).get(phase, {}).get("status") == "ok"]
+            if pts:
+                ax.plot(*zip(*pts), style, color=colors[c], label=f"c{c} {phase}")
+            pts = [(r["n_subjects"], r[f"challenge{c}"][phase]["peak_anon"] / common.GB)
+                   for r in rows if r.get(f"challenge{c}", {}).get(phase, {}).get("status") == "ok"]
+            if pts:
+                ax.plot(*zip(*pts), style, color=colors[c], alpha=0.35)
+    ax.axhline(TARGET_RSS / common.GB, color="red", lw=1, ls=":", label="target 2 GB")
+    ax.set(xlabel="subjects", ylabel="peak RSS (GB; faint: anonymous part)",
+           title="peak memory", xscale="log")
+    ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    for c in (1, 2):
+        pts = [(r["n_subjects"], r[f"challenge{c}"]["throughput_ratio"]) for r in rows
+               if "throughput_ratio" in r.get(f"challenge{c}", {})]
+        if pts:
+            ax.plot(*zip(*pts), "o-", color=colors[c], label=f"challenge {c}")
+    ax.axhline(TARGET_THROUGHPUT, color="red", lw=1, ls=":", label="target 0.90")
+    ax.set(xlabel="subjects", ylabel="windows/s from cache / in RAM", xscale="log",
+           title="training throughput, lightweight_fast")
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    pts = [(r["n_subjects"], r["challenge2"]["disk_ratio"]) for r in rows
+           if "disk_ratio" in r.get("challenge2", {})]
+    if pts:
+        ax.plot(*zip(*pts), "o-", color=colors[2], label="challenge 2 cache")
+    ax.axhline(TARGET_DISK, color="red", lw=1, ls=":", label="target 0.55")
+    ax.set(xlabel="subjects", ylabel="disk / materialised float32 windows", xscale="log",
+           title="challenge-2 disk per window-set", ylim=(0, 1.1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    common.save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    spec = common.child_spec()
+    if spec is not None:
+        common.report_child(CHILDREN[spec.pop("kind")](spec))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[24, 96, 384])
+    parser.add_argument("--data", default=str(REPO / "cache" / "scaling"),
+                        help="folder of the synthetic releases (git-ignored cache/ by default)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in training")
+    parser.add_argument("--subset", type=int, default=2048,
+                        help="windows of the cache-vs-RAM comparison")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="per child, seconds")
+    parser.add_argument("--keep-cache", action="store_true")
+    parser.add_argument("--out", default=str(common.RESULTS_DIR / "scaling.json"))
+    parser.add_argument("--plot", default=None, help="write the figure here (PNG)")
+    parser.add_argument("--from-json", default=None,
+                        help="redraw the table and plot from this JSON, measure nothing")
+    args = parser.parse_args(argv)
+
+    if args.from_json:
+        payload = json.loads(Path(args.from_json).read_text())
+        rows = payload["rows"]
+    else:
+        env = {**common.child_env(), "OMP_NUM_THREADS": str(args.threads or os.cpu_count())}
+        started = time.perf_counter()
+        rows = []
+        payload = {"command": " ".join(sys.argv), "machine": {
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "memory_bytes": common.available_memory_bytes()}, "rows": rows}
+        for n in sorted(args.sizes):
+            rows.append(measure_size(n, args, env))
+            payload["elapsed_s"] = time.perf_counter() - started
+            payload.update(summarize_results([r for r in rows if "error" not in r]))
+            common.write_atomic(args.out, json.dumps(payload, indent=1))  # after every size
+    good = [r for r in rows if "error" not in r]
+    summary = summarize_results(good)
+    payload.update(summary)
+    if not args.from_json:
+        common.write_atomic(args.out, json.dumps(payload, indent=1))
+    print(markdown(good, summary))
+    if args.plot:
+        plot(good, summary, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
