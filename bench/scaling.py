@@ -10,6 +10,8 @@ tasks=(contrastChangeDetection, RestingState))``, written once under ``--data``)
   memory-mapped cache pages are file-backed, page cache the kernel can drop);
 - **epoch**: one epoch of ``lightweight_fast`` (batch 64, no validation, challenge 2 with the
   estimator's random 2 s crops) on every window, read from the cache: windows/s and memory;
+- **data path alone**: every window read from the cache in shuffled batches of 64, no model
+  (the ceiling of what one process can feed a faster model, e.g. on a GPU);
 - **cache vs RAM**: the same ``--subset`` consecutive windows (seeded offset) trained for one
   epoch read from the cache, and copied into RAM first (``np.asarray``), in separate
   processes, ``--repeats`` times interleaved: median windows/s of each and their ratio;
@@ -169,7 +171,26 @@ def _child_train(spec: dict) -> dict:
             **_memory(anon)}
 
 
-CHILDREN = {"make": _child_make, "build": _child_build, "train": _child_train}
+def _child_gather(spec: dict) -> dict:
+    """The data path alone: every window read from the cache in shuffled batches of 64 (as the
+    loop draws them), no model: the windows/s a faster model (a GPU) could be fed at most from
+    one process."""
+    import numpy as np
+
+    ws = _load(spec)
+    order = np.random.default_rng(0).permutation(len(ws))
+    batches = [np.sort(order[i:i + 64]) for i in range(0, len(order), 64)]
+    with _AnonPeak() as anon:
+        start = time.perf_counter()
+        for idx in batches:
+            np.asarray(ws.X[idx])
+        seconds = time.perf_counter() - start
+    return {"status": "ok", "n_windows": len(ws), "seconds": seconds,
+            "windows_per_s": len(ws) / seconds, **_memory(anon)}
+
+
+CHILDREN = {"make": _child_make, "build": _child_build, "train": _child_train,
+            "gather": _child_gather}
 
 
 # ----------------------------------------------------------------------------- driver
@@ -249,6 +270,10 @@ def measure_size(n: int, args, env: dict) -> dict:
                  f"{common.format_bytes(build['peak_rss'])} (anon "
                  f"{common.format_bytes(build['peak_anon'])}), X {build['x_type']}")
             train = {"threads": args.threads, "subset": args.subset, "seed": n}
+            _log(f"{n} subjects: challenge {challenge} data path alone")
+            cell["gather"] = gather = _run("gather", base, args.timeout, env)
+            if gather.get("status") == "ok":
+                _log(f"  {gather['windows_per_s']:.0f} windows/s read in shuffled batches")
             _log(f"{n} subjects: challenge {challenge} epoch from the cache")
             cell["epoch"] = epoch = _run("train", {**base, **train, "mode": "epoch"},
                                          args.timeout, env)
@@ -330,7 +355,8 @@ def _cell(row: dict, challenge: int, *path, fmt="{:.1f}", scale=1.0) -> str:
 
 def markdown(rows: list[dict], summary: dict) -> str:
     headers = ["subjects", "challenge", "recordings", "windows", "build s", "cache",
-               "build peak RSS (anon)", "epoch windows/s", "epoch peak RSS (anon)",
+               "build peak RSS (anon)", "read windows/s", "epoch windows/s",
+               "epoch peak RSS (anon)",
                "cache / RAM windows/s", "disk / materialised"]
     lines = []
     for row in rows:
@@ -345,6 +371,7 @@ def markdown(rows: list[dict], summary: dict) -> str:
                 common.format_bytes(cell["cache_bytes"]) if "cache_bytes" in cell else "-",
                 (f"{common.format_bytes(build['peak_rss'])} "
                  f"({common.format_bytes(build['peak_anon'])})" if "peak_rss" in build else "-"),
+                _cell(row, c, "gather", "windows_per_s", fmt="{:,.0f}"),
                 _cell(row, c, "epoch", "windows_per_s", fmt="{:.0f}"),
                 (f"{common.format_bytes(epoch['peak_rss'])} "
                  f"({common.format_bytes(epoch['peak_anon'])})" if "peak_rss" in epoch else "-"),
