@@ -353,6 +353,117 @@ def _cell(row: dict, challenge: int, *path, fmt="{:.1f}", scale=1.0) -> str:
     return fmt.format(value / scale)
 
 
+# ----------------------------------------------------------------------------- HBN R1-R11
+#: OpenNeuro ids of the challenge's releases (eegattn.challenge.RELEASE_DATASET_IDS)
+HBN_DATASETS = {"R1": "ds005505", "R2": "ds005506", "R3": "ds005507", "R4": "ds005508",
+                "R5": "ds005509", "R6": "ds005510", "R7": "ds005511", "R8": "ds005512",
+                "R9": "ds005514", "R10": "ds005515", "R11": "ds005516"}
+BDF_BYTES_PER_HOUR = N_CHANS * 100 * 3 * 3600  # 24-bit samples at 100 Hz
+F32_BYTES_PER_HOUR = N_CHANS * 100 * 4 * 3600
+CCD_RUNS_PER_SUBJECT = 2.75  # assumption: 1-3 runs, most subjects 3 (the generator's draw)
+
+
+def hbn_releases(csv_path: str | None = None) -> list[dict] | None:
+    """Subjects, recordings, hours and 100 Hz BDF bytes of R1-R11 from eegdash's dataset
+    summary (``eegdash/dataset/dataset_summary.csv``, shipped with eegdash 0.9); None when it
+    is not there. R7's bytes and hours are missing there: scaled from its recordings."""
+    import csv
+    import importlib.util
+
+    if csv_path is None:
+        spec = importlib.util.find_spec("eegdash")  # finds the folder, imports nothing
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        csv_path = Path(list(spec.submodule_search_locations)[0]) / "dataset" / \
+            "dataset_summary.csv"
+    if not Path(csv_path).is_file():
+        return None
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        table = {row["dataset"]: row for row in csv.DictReader(handle)}
+
+    def number(row, key):
+        try:
+            value = float(row[key]) if row and row.get(key) else None
+        except ValueError:
+            return None
+        return value if value else None
+
+    out = []
+    for release, dataset in HBN_DATASETS.items():
+        raw = table.get(dataset)
+        bdf = table.get(f"EEG2025r{release[1:]}")
+        source = raw or bdf
+        if source is None:
+            return None
+        out.append({"release": release, "subjects": int(number(source, "n_subjects")),
+                    "recordings": int(number(source, "n_records")),
+                    "hours": number(raw, "duration_hours_total"),
+                    "bdf_bytes": number(bdf, "size_bytes")})
+    for key in ("hours", "bdf_bytes"):  # per recording of the releases that have it
+        known = [r for r in out if r[key]]
+        per_recording = sum(r[key] for r in known) / sum(r["recordings"] for r in known)
+        for r in out:
+            if not r[key]:
+                r[key], r[f"{key}_estimated"] = r["recordings"] * per_recording, True
+    return out
+
+
+def extrapolate_hbn(rows: list[dict], summary: dict, releases: list[dict] | None) -> dict | None:
+    """What R1-R11 would cost on this machine, from the largest measured size (see
+    docs/scaling.md for the assumptions)."""
+    if not releases or not rows:
+        return None
+    big = max(rows, key=lambda r: r["n_subjects"])
+    c1, c2 = big.get("challenge1", {}), big.get("challenge2", {})
+    if not (c1.get("build", {}).get("status") == "ok" and c2.get("build", {}).get("status")
+            == "ok"):
+        return None
+    subjects = sum(r["subjects"] for r in releases)
+    hours = sum(r["hours"] for r in releases)
+    bdf = sum(r["bdf_bytes"] for r in releases)
+    synthetic_hours = big["release"]["bytes"] / BDF_BYTES_PER_HOUR
+    ccd_recordings = subjects * CCD_RUNS_PER_SUBJECT
+    fit1 = summary["fits"].get("challenge1_build") or {}
+    fit2 = summary["fits"].get("challenge2_build") or {}
+    n1 = c1["build"]["n_recordings"]
+    windows1 = c1["build"]["n_windows"] / n1 * ccd_recordings
+    windows2 = c2["build"]["n_windows"] / synthetic_hours * hours
+    c2_hours_per_recording = synthetic_hours / c2["build"]["n_recordings"]
+
+    def rate(cell, key):
+        got = cell.get(key, {})
+        return got.get("windows_per_s") if got.get("status") == "ok" else None
+
+    out = {
+        "source": "eegdash 0.9 dataset_summary.csv", "releases": releases,
+        "subjects": subjects, "recordings": sum(r["recordings"] for r in releases),
+        "hours": hours, "hours_from_bdf_bytes": bdf / BDF_BYTES_PER_HOUR,
+        "bdf_bytes": bdf,
+        "assumptions": {"ccd_runs_per_subject": CCD_RUNS_PER_SUBJECT,
+                        "challenge2_scope": "every task (all hours of EEG)",
+                        "build_scales_with": "challenge 1: CCD recordings; challenge 2: hours"},
+        "challenge1": {
+            "recordings": ccd_recordings, "windows": windows1,
+            "cache_bytes": c1["cache_bytes"] / n1 * ccd_recordings,
+            "build_h": (fit1.get("slope_s_per_recording", 0) * ccd_recordings
+                        + fit1.get("intercept_s", 0)) / 3600,
+        },
+        "challenge2": {
+            "windows": windows2,
+            "cache_bytes": hours * F32_BYTES_PER_HOUR * (c2["cache_bytes"] / (
+                synthetic_hours * F32_BYTES_PER_HOUR)),
+            "build_h": (fit2.get("slope_s_per_recording", 0) / c2_hours_per_recording * hours
+                        + fit2.get("intercept_s", 0)) / 3600,
+        },
+    }
+    for name, cell in (("challenge1", c1), ("challenge2", c2)):
+        n = out[name]["windows"]
+        train, read = rate(cell, "epoch"), rate(cell, "gather")
+        out[name]["epoch_h_this_machine"] = n / train / 3600 if train else None
+        out[name]["read_h_one_process"] = n / read / 3600 if read else None
+    return out
+
+
 def markdown(rows: list[dict], summary: dict) -> str:
     headers = ["subjects", "challenge", "recordings", "windows", "build s", "cache",
                "build peak RSS (anon)", "read windows/s", "epoch windows/s",
@@ -470,8 +581,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(common.RESULTS_DIR / "scaling.json"))
     parser.add_argument("--plot", default=None, help="write the figure here (PNG)")
     parser.add_argument("--from-json", default=None,
-                        help="redraw the table and plot from this JSON, measure nothing")
+                        help="redraw the table and plot from this JSON, measure nothing (with "
+                        "--out also rewrite the fits, verdicts and extrapolation there)")
     args = parser.parse_args(argv)
+    args.out_updated = "--out" in (argv if argv is not None else sys.argv[1:])
 
     if args.from_json:
         payload = json.loads(Path(args.from_json).read_text())
@@ -490,8 +603,9 @@ def main(argv=None) -> int:
             common.write_atomic(args.out, json.dumps(payload, indent=1))  # after every size
     good = [r for r in rows if "error" not in r]
     summary = summarize_results(good)
+    summary["hbn"] = extrapolate_hbn(good, summary, hbn_releases())
     payload.update(summary)
-    if not args.from_json:
+    if not args.from_json or args.out_updated:
         common.write_atomic(args.out, json.dumps(payload, indent=1))
     print(markdown(good, summary))
     if args.plot:
