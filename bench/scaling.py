@@ -427,8 +427,13 @@ def extrapolate_hbn(rows: list[dict], summary: dict, releases: list[dict] | None
     fit2 = summary["fits"].get("challenge2_build") or {}
     n1 = c1["build"]["n_recordings"]
     windows1 = c1["build"]["n_windows"] / n1 * ccd_recordings
-    windows2 = c2["build"]["n_windows"] / synthetic_hours * hours
-    c2_hours_per_recording = synthetic_hours / c2["build"]["n_recordings"]
+    # hours of the recordings the challenge-2 windows came from (those with a target)
+    used_hours = (synthetic_hours / sum(big["release"]["recordings"].values())
+                  * c2["build"]["n_recordings"])
+    per_hour = {"windows": c2["build"]["n_windows"] / used_hours,
+                "cache_bytes": c2["cache_bytes"] / used_hours,
+                "build_s": (fit2.get("slope_s_per_recording", 0) * c2["build"]["n_recordings"]
+                            / used_hours)}
 
     def rate(cell, key):
         got = cell.get(key, {})
@@ -448,15 +453,15 @@ def extrapolate_hbn(rows: list[dict], summary: dict, releases: list[dict] | None
             "build_h": (fit1.get("slope_s_per_recording", 0) * ccd_recordings
                         + fit1.get("intercept_s", 0)) / 3600,
         },
-        "challenge2": {
-            "windows": windows2,
-            "cache_bytes": hours * F32_BYTES_PER_HOUR * (c2["cache_bytes"] / (
-                synthetic_hours * F32_BYTES_PER_HOUR)),
-            "build_h": (fit2.get("slope_s_per_recording", 0) / c2_hours_per_recording * hours
-                        + fit2.get("intercept_s", 0)) / 3600,
-        },
+        "challenge2_per_hour_of_eeg": per_hour,
     }
-    for name, cell in (("challenge1", c1), ("challenge2", c2)):
+    # challenge 2 over every task, for the hours eegdash lists and the hours the BDF bytes hold
+    for name, h in (("challenge2", hours), ("challenge2_from_bdf_bytes", bdf / BDF_BYTES_PER_HOUR)):
+        out[name] = {"hours": h, "windows": per_hour["windows"] * h,
+                     "cache_bytes": per_hour["cache_bytes"] * h,
+                     "build_h": per_hour["build_s"] * h / 3600}
+    for name, cell in (("challenge1", c1), ("challenge2", c2),
+                       ("challenge2_from_bdf_bytes", c2)):
         n = out[name]["windows"]
         train, read = rate(cell, "epoch"), rate(cell, "gather")
         out[name]["epoch_h_this_machine"] = n / train / 3600 if train else None
