@@ -45,6 +45,9 @@ CONFIGS = {
                               {"augment": ["time_shift"]}),
     "fast+distribution+shift": ("lightweight_fast", {"head": "distribution"},
                                 {"augment": ["time_shift"]}),
+    "fast+shift+scale": ("lightweight_fast", {}, {"augment": ["time_shift", "time_scale"]}),
+    "fast+softargmax+shift+scale": ("lightweight_fast", {"head": "softargmax"},
+                                    {"augment": ["time_shift", "time_scale"]}),
     "ridge": ("ridge", {}, {}),
     "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
 }
