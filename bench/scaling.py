@@ -60,6 +60,7 @@ TARGET_RSS = 2 * common.GB
 TARGET_THROUGHPUT = 0.90
 TARGET_DISK = 0.55
 TARGET_R2 = 0.98
+PHASES = ("gather", "epoch", "compare")
 
 
 # ----------------------------------------------------------------------------- children
@@ -135,6 +136,15 @@ def _child_build(spec: dict) -> dict:
             "x_type": type(ws.X).__name__, **_memory(anon)}
 
 
+def _subset(ws, spec: dict):
+    """``spec["subset"]`` consecutive windows at a seeded offset (a view of the cache)."""
+    import numpy as np
+
+    n = min(spec["subset"], len(ws))
+    offset = int(np.random.default_rng(spec["seed"]).integers(0, len(ws) - n + 1))
+    return ws.subset(slice(offset, offset + n))
+
+
 def _child_train(spec: dict) -> dict:
     import numpy as np
     import torch
@@ -145,9 +155,7 @@ def _child_train(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     ws = _load(spec)  # from the cache built before
     if spec["mode"] != "epoch":  # the same consecutive windows in both modes
-        n = min(spec["subset"], len(ws))
-        offset = int(np.random.default_rng(spec["seed"]).integers(0, len(ws) - n + 1))
-        ws = ws.subset(slice(offset, offset + n))
+        ws = _subset(ws, spec)
     X, y = ws.X, np.asarray(ws.y)
     load_s = 0.0
     with _AnonPeak() as anon:
@@ -185,8 +193,20 @@ def _child_gather(spec: dict) -> dict:
         for idx in batches:
             np.asarray(ws.X[idx])
         seconds = time.perf_counter() - start
+    # the compare phase's windows, read as the loop reads them, from the cache and from RAM
+    sub = _subset(ws, spec)
+    ram = np.asarray(sub.X)
+    order = np.random.default_rng(1).permutation(len(sub))
+    per_window = {}
+    for name, X in (("cache", sub.X), ("ram", ram), ("cache", sub.X), ("ram", ram)):
+        start = time.perf_counter()
+        for i in range(0, len(order), 64):
+            np.asarray(X[np.sort(order[i:i + 64])])
+        ms = (time.perf_counter() - start) / len(order) * 1000
+        per_window[name] = min(per_window.get(name, ms), ms)
     return {"status": "ok", "n_windows": len(ws), "seconds": seconds,
-            "windows_per_s": len(ws) / seconds, **_memory(anon)}
+            "windows_per_s": len(ws) / seconds, "subset_cache_ms": per_window["cache"],
+            "subset_ram_ms": per_window["ram"], **_memory(anon)}
 
 
 CHILDREN = {"make": _child_make, "build": _child_build, "train": _child_train,
@@ -251,7 +271,7 @@ def measure_size(n: int, args, env: dict) -> dict:
     release = Path(made["folder"])
     row["release"] = {"generate_s": made["seconds"], "bytes": _folder_bytes(release)[0],
                       "recordings": _count_recordings(release)}
-    for challenge in (1, 2):
+    for challenge in args.challenges:
         cache = root / f"windows-c{challenge}"
         shutil.rmtree(cache, ignore_errors=True)  # a cold build every time
         base = {"root": str(root), "challenge": challenge, "cache_dir": str(cache)}
@@ -270,36 +290,54 @@ def measure_size(n: int, args, env: dict) -> dict:
                  f"{common.format_bytes(build['peak_rss'])} (anon "
                  f"{common.format_bytes(build['peak_anon'])}), X {build['x_type']}")
             train = {"threads": args.threads, "subset": args.subset, "seed": n}
-            _log(f"{n} subjects: challenge {challenge} data path alone")
-            cell["gather"] = gather = _run("gather", base, args.timeout, env)
-            if gather.get("status") == "ok":
-                _log(f"  {gather['windows_per_s']:.0f} windows/s read in shuffled batches")
-            _log(f"{n} subjects: challenge {challenge} epoch from the cache")
-            cell["epoch"] = epoch = _run("train", {**base, **train, "mode": "epoch"},
-                                         args.timeout, env)
-            if epoch.get("status") == "ok":
-                _log(f"  {epoch['n_windows']} windows at {epoch['windows_per_s']:.0f}/s, peak "
-                     f"RSS {common.format_bytes(epoch['peak_rss'])} (anon "
-                     f"{common.format_bytes(epoch['peak_anon'])})")
-            runs: dict = {"cache": [], "ram": []}
-            for repeat in range(args.repeats):
-                for mode in ("cache", "ram") if repeat % 2 == 0 else ("ram", "cache"):
-                    got = _run("train", {**base, **train, "mode": mode}, args.timeout, env)
-                    if got.get("status") == "ok":
-                        runs[mode].append(got)
-            cell["subset_runs"] = runs
-            if runs["cache"] and runs["ram"]:
-                rates = {mode: common.summarize([r["windows_per_s"] for r in runs[mode]])
-                         for mode in runs}
-                cell["subset_windows_per_s"] = rates
-                cell["throughput_ratio"] = rates["cache"]["median"] / rates["ram"]["median"]
-                _log(f"  subset of {runs['cache'][0]['n_windows']}: cache "
-                     f"{rates['cache']['median']:.0f}/s, RAM {rates['ram']['median']:.0f}/s, "
-                     f"ratio {cell['throughput_ratio']:.3f}")
+            if "gather" in args.phases:
+                _log(f"{n} subjects: challenge {challenge} data path alone")
+                cell["gather"] = gather = _run("gather", {**base, **train}, args.timeout, env)
+                if gather.get("status") == "ok":
+                    _log(f"  {gather['windows_per_s']:.0f} windows/s read in shuffled batches; "
+                         f"subset: {gather['subset_cache_ms']:.3f} ms per window from the "
+                         f"cache, {gather['subset_ram_ms']:.3f} ms from RAM")
+            if "epoch" in args.phases:
+                _log(f"{n} subjects: challenge {challenge} epoch from the cache")
+                cell["epoch"] = epoch = _run("train", {**base, **train, "mode": "epoch"},
+                                             args.timeout, env)
+                if epoch.get("status") == "ok":
+                    _log(f"  {epoch['n_windows']} windows at {epoch['windows_per_s']:.0f}/s, "
+                         f"peak RSS {common.format_bytes(epoch['peak_rss'])} (anon "
+                         f"{common.format_bytes(epoch['peak_anon'])})")
+            if "compare" in args.phases:
+                _compare(cell, base, train, n, args, env)
         row[f"challenge{challenge}"] = cell
         if not args.keep_cache:
             shutil.rmtree(cache, ignore_errors=True)
     return row
+
+
+def _compare(cell: dict, base: dict, train: dict, n: int, args, env: dict) -> None:
+    """The same windows trained from the cache and from RAM, interleaved repeats."""
+    runs: dict = {"cache": [], "ram": []}
+    for repeat in range(args.repeats):
+        for mode in ("cache", "ram") if repeat % 2 == 0 else ("ram", "cache"):
+            got = _run("train", {**base, **train, "mode": mode}, args.timeout, env)
+            if got.get("status") == "ok":
+                runs[mode].append(got)
+    cell["subset_runs"] = runs
+    if not (runs["cache"] and runs["ram"]):
+        return
+    rates = {mode: common.summarize([r["windows_per_s"] for r in runs[mode]]) for mode in runs}
+    cell["subset_windows_per_s"] = rates
+    cell["throughput_ratio"] = rates["cache"]["median"] / rates["ram"]["median"]
+    paired = [c["windows_per_s"] / r["windows_per_s"]
+              for c, r in zip(runs["cache"], runs["ram"])]
+    cell["paired_ratios"] = paired
+    gather = cell.get("gather", {})
+    if gather.get("status") == "ok":  # what the data path alone predicts
+        extra_s = (gather["subset_cache_ms"] - gather["subset_ram_ms"]) / 1000
+        cell["predicted_ratio"] = 1.0 / (1.0 + extra_s * rates["ram"]["median"])
+    _log(f"  subset of {runs['cache'][0]['n_windows']}: cache {rates['cache']['median']:.0f}/s, "
+         f"RAM {rates['ram']['median']:.0f}/s, ratio {cell['throughput_ratio']:.3f} (paired "
+         f"{', '.join(f'{p:.2f}' for p in paired)}; from the read times "
+         f"{cell.get('predicted_ratio', float('nan')):.3f})")
 
 
 def summarize_results(rows: list[dict]) -> dict:
@@ -581,6 +619,9 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=int, default=2048,
                         help="windows of the cache-vs-RAM comparison")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--challenges", type=int, nargs="+", default=[1, 2], choices=(1, 2))
+    parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES,
+                        help="what to measure after each build (default: all)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per child, seconds")
     parser.add_argument("--keep-cache", action="store_true")
     parser.add_argument("--out", default=str(common.RESULTS_DIR / "scaling.json"))
