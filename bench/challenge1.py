@@ -48,6 +48,12 @@ CONFIGS = {
     "fast+shift+scale": ("lightweight_fast", {}, {"augment": ["time_shift", "time_scale"]}),
     "fast+softargmax+shift+scale": ("lightweight_fast", {"head": "softargmax"},
                                     {"augment": ["time_shift", "time_scale"]}),
+    "fast+shift+scale+drop": ("lightweight_fast", {}, {"augment": [
+        "time_shift", "time_scale", "channels_dropout"]}),
+    "fast+shift+scale x2 epochs": ("lightweight_fast", {}, {
+        "augment": ["time_shift", "time_scale"], "epochs_factor": 2}),
+    "fast+softargmax+shift x2 epochs": ("lightweight_fast", {"head": "softargmax"}, {
+        "augment": ["time_shift"], "epochs_factor": 2}),
     "ridge": ("ridge", {}, {}),
     "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
 }
@@ -105,11 +111,13 @@ def main(argv=None) -> int:
 
     def fit_predict(name, seed, split):
         model, model_options, est_options = CONFIGS[name]
+        est_options = dict(est_options)
+        epochs = args.epochs * est_options.pop("epochs_factor", 1)
         moving = bool(est_options.get("augment"))
         train_ws = (wide.subset(np.flatnonzero(np.isin(wide.groups, split.train_subjects)))
                     if moving else exact.subset(split.train))
         est = EEGAttentionRegressor(
-            model=model, model_options=model_options or None, max_epochs=args.epochs,
+            model=model, model_options=model_options or None, max_epochs=epochs,
             batch_size=args.batch, lr=1e-3, early_stopping=False, valid_fraction=0.0,
             seed=seed, verbose=0, **est_options,
             **({"crop_n_times": 200, "crop_anchor": anchor} if moving else {}))
@@ -117,7 +125,7 @@ def main(argv=None) -> int:
         est.fit(train_ws)
         seconds = time.perf_counter() - start
         pred = est.predict(exact.subset(split.test))
-        return pred, seconds, args.epochs * len(train_ws) / seconds
+        return pred, seconds, epochs * len(train_ws) / seconds
 
     names = list(dict.fromkeys([BASELINE, *args.configs, *args.ensemble_of]))
     runs: dict[str, list[dict]] = {n: [] for n in names}
