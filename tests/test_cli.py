@@ -105,6 +105,21 @@ def test_demo_rejects_bad_model_options_cleanly():
     assert main(["demo", "--model-options", "{not json"]) == 2
 
 
+def test_demo_trains_the_chosen_augmentation(monkeypatch, capsys):
+    import eegattn.training.pipeline as pipeline
+    from eegattn.cli import main
+    from eegattn.commands.demo import DEMO_AUGMENT
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
+    assert main(["demo"]) == 0
+    assert seen["augment"] == list(DEMO_AUGMENT) and "time_shift" in DEMO_AUGMENT
+    assert main(["demo", "--augment"]) == 0 and seen["augment"] is None
+    seen.clear()
+    assert main(["demo", "--augment", "time_warp"]) == 2 and not seen
+    assert "time_warp" in capsys.readouterr().err
+
+
 def test_train_passes_early_stopping_options(monkeypatch):
     import eegattn.training.pipeline as pipeline
     from eegattn.cli import main
