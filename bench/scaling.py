@@ -585,10 +585,19 @@ def plot(rows: list[dict], summary: dict, path: str) -> None:
     ax.legend(fontsize=8)
     ax = axes[1, 0]
     for c in (1, 2):
-        pts = [(r["n_subjects"], r[f"challenge{c}"]["throughput_ratio"]) for r in rows
-               if "throughput_ratio" in r.get(f"challenge{c}", {})]
-        if pts:
-            ax.plot(*zip(*pts), "o-", color=colors[c], label=f"challenge {c}")
+        cells = [(r["n_subjects"], r[f"challenge{c}"]) for r in rows
+                 if "throughput_ratio" in r.get(f"challenge{c}", {})]
+        if not cells:
+            continue
+        xs = [x for x, _ in cells]
+        ys = [cell["throughput_ratio"] for _, cell in cells]
+        paired = [[a["windows_per_s"] / b["windows_per_s"] for a, b in
+                   zip(cell["subset_runs"]["cache"], cell["subset_runs"]["ram"])]
+                  for _, cell in cells]  # the spread of the repeats, cache then RAM
+        low = [y - min(p, default=y) for y, p in zip(ys, paired)]
+        high = [max(p, default=y) - y for y, p in zip(ys, paired)]
+        ax.errorbar(xs, ys, yerr=[low, high], fmt="o-", color=colors[c], capsize=3,
+                    label=f"challenge {c} (bars: paired repeats)")
     ax.axhline(TARGET_THROUGHPUT, color="red", lw=1, ls=":", label="target 0.90")
     ax.set(xlabel="subjects", ylabel="windows/s from cache / in RAM", xscale="log",
            title="training throughput, lightweight_fast")
@@ -602,6 +611,10 @@ def plot(rows: list[dict], summary: dict, path: str) -> None:
     ax.set(xlabel="subjects", ylabel="disk / materialised float32 windows", xscale="log",
            title="challenge-2 disk per window-set", ylim=(0, 1.1))
     ax.legend(fontsize=8)
+    sizes = sorted({r["n_subjects"] for r in rows})
+    for ax in (axes[0, 1], axes[1, 0], axes[1, 1]):
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
     fig.tight_layout()
     common.save_figure(fig, path)
 
