@@ -159,3 +159,20 @@ def test_window_dataset_and_auto_workers(store):
     assert auto_num_workers("cpu") == 0
     with pytest.raises(ValueError, match="one target per window"):
         WindowDataset(np.zeros((2, 3, 4)))
+
+
+def test_preprocess_command_takes_the_cache_dtype(tiny_root, tmp_path, capsys):
+    from eegattn.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["preprocess", "--challenge", "1", "--root", str(tiny_root), "--cache-dir",
+                     str(tmp_path / "c"), "--cache-dtype", "float16", "--no-progress"]) == 0
+    stored = {np.load(p, mmap_mode="r").dtype for p in (tmp_path / "c").glob("r-*/data.npy")}
+    assert stored == {np.dtype(np.float16)}
+    capsys.readouterr()
+    assert main(["preprocess", "--challenge", "1", "--root", str(tiny_root), "--cache-dir",
+                 str(tmp_path / "d"), "--cache-dtype", "float8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "float16" in err[0] and "float8" in err[0]
+    assert not (tmp_path / "d").exists()

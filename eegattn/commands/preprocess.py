@@ -73,6 +73,9 @@ def add_window_arguments(parser: argparse.ArgumentParser, *, challenge: bool = T
                      help="with --backend dask: a running Dask scheduler, e.g. "
                      "tcp://HOST:8786; every worker must see the release at the same path "
                      "(docs/scaling.md)")
+    execution.add_argument("--cache-dtype", default="float32", metavar="DTYPE",
+                     help="how the cache stores recordings: float32 (default) or float16 (half "
+                     "the disk; relative error <= 2^-11 of each recording's peak, docs/cache.md)")
     execution.add_argument("--hash-content", action="store_true",
                      help="hash the recordings' bytes for the cache key (slow, thorough)")
     execution.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -89,6 +92,7 @@ def window_options(args: argparse.Namespace) -> dict:
         trial_rule=getattr(args, "trial_rule", None),
         cache_dir=args.cache_dir, n_jobs=args.n_jobs, backend=args.backend,
         scheduler=args.scheduler, hash_content=args.hash_content, progress=not args.no_progress,
+        cache_dtype=args.cache_dtype,
     )  # fmt: skip
 
 
