@@ -465,8 +465,9 @@ def plot_gates(model, folder, sfreq: float, *, force: bool = False) -> list[str]
 
     A :class:`~eegattn.attention.ChannelAttention` over the 129 HBN channels becomes
     ``channel_attention_topomap.png``, a :class:`~eegattn.attention.TemporalAttention`
-    ``temporal_gate.png`` (mean and spread over the batch). Returns the file names written
-    (none for a model without gates, or before its first forward pass).
+    ``temporal_gate.png`` (mean and spread over the batch); the first gate of each kind only
+    (an ensemble's first member). Returns the file names written (none for a model without
+    gates, or before its first forward pass).
     """
     from eegattn.attention.gates import ChannelAttention, TemporalAttention
 
@@ -479,12 +480,16 @@ def plot_gates(model, folder, sfreq: float, *, force: bool = False) -> list[str]
         values = gate.detach().float().cpu().numpy()  # (b, channels) or (b, time)
         if isinstance(module, ChannelAttention) and values.shape[-1] == len(HYDROCEL_CHANNELS):
             name = "channel_attention_topomap.png"
-            plot_channel_topomap(values, folder / name, force=force)
         elif isinstance(module, TemporalAttention):
             name = "temporal_gate.png"
-            plot_temporal_gate(values, sfreq, folder / name, force=force)
         else:
             continue
+        if name in written:  # an ensemble's later members: the first member's gate is drawn
+            continue
+        if name == "temporal_gate.png":
+            plot_temporal_gate(values, sfreq, folder / name, force=force)
+        else:
+            plot_channel_topomap(values, folder / name, force=force)
         written.append(name)
     return written
 

@@ -88,3 +88,7 @@ def test_predictions_gates_and_run_figures(tmp_path):
     # a run folder owns its figures: drawing again replaces them
     assert plots.plot_run(run, history, y, y, target="rt (s)") == written[:2]
     assert sorted(p.name for p in run.iterdir()) == sorted(written)
+    # an ensemble's members share the gates' file names: each figure is drawn once
+    pair = torch.nn.ModuleList([model, model])
+    (tmp_path / "pair").mkdir()
+    assert plots.plot_gates(pair, tmp_path / "pair", 100.0) == written[2:]
