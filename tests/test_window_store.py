@@ -176,3 +176,26 @@ def test_preprocess_command_takes_the_cache_dtype(tiny_root, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "float16" in err[0] and "float8" in err[0]
     assert not (tmp_path / "d").exists()
+
+
+def test_memory_maps_are_closed_after_a_budget_of_reads(tmp_path, monkeypatch):
+    """Pages read through a map count as resident memory until it is unmapped: past the
+    budget the maps close (and reopen on next use) with the same windows coming out."""
+    from eegattn.data import indexed
+
+    data = np.random.default_rng(0).normal(size=(3, 1000)).astype(np.float32)
+    np.save(tmp_path / "rec.npy", data)
+    index = np.array([[0, s] for s in range(0, 900, 50)])
+    windows = IndexedWindows([tmp_path / "rec.npy"], index, n_times=100)
+    expected = np.stack([data[:, s: s + 100] for s in index[:, 1]])
+    np.testing.assert_array_equal(windows.gather(np.arange(4)), expected[:4])
+    assert windows._arrays[0] is not None  # 4.8 kB read: under the 256 MB budget
+    monkeypatch.setattr(indexed, "MAP_BUDGET_BYTES", 3000)  # 2.5 windows' worth
+    windows.release()
+    np.testing.assert_array_equal(windows.gather(np.arange(2)), expected[:2])
+    assert windows._arrays[0] is not None
+    np.testing.assert_array_equal(windows.gather(np.arange(2, len(index))), expected[2:])
+    windows.release()
+    np.testing.assert_array_equal(windows.gather(np.arange(3)), expected[:3])
+    assert windows._arrays[0] is None  # closed once 3 windows (3.6 kB) were read
+    np.testing.assert_array_equal(windows[5], expected[5])  # reopened on use

@@ -24,6 +24,12 @@ import numpy as np
 
 __all__ = ["IndexedWindows"]
 
+#: Bytes read through the memory maps before they are closed and reopened on next use. A map's
+#: pages that have been read count in the process's resident size (``ru_maxrss``) until it is
+#: unmapped, so without this an epoch over a large cache would look like it holds the whole
+#: cache in memory (the pages stay in the kernel's page cache either way).
+MAP_BUDGET_BYTES = 256 * 1024**2
+
 
 class IndexedWindows:
     """Array-like (n_windows, n_chans, n_times) float32 over continuous recordings.
@@ -150,7 +156,18 @@ class IndexedWindows:
             scale = self.scales[slot]
             if scale != 1.0:
                 out[k] *= np.float32(scale)  # a power of two: exact
+            self._read_bytes = getattr(self, "_read_bytes", 0) + out[k].nbytes
+            if self._read_bytes > MAP_BUDGET_BYTES:
+                self.release()
         return out
+
+    def release(self) -> None:
+        """Close the memory maps (they reopen on next use), so the pages read so far stop
+        counting in this process's resident memory."""
+        for slot, source in enumerate(self._sources):
+            if _is_path(source):
+                self._arrays[slot] = None
+        self._read_bytes = 0
 
     # -- pickling: paths, not the mapped bytes -----------------------------------------
 
