@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="merge results over disjoint splits into --out; nothing is trained")
+    parser.add_argument("--from-log", nargs="+", default=None, metavar="LOG",
+                        help="rebuild the results of stopped runs from their printed lines "
+                        "(complete splits only; the references are recomputed); with --out")
     return parser.parse_args(argv)
 
 
@@ -84,6 +88,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
+    if args.from_log:
+        return from_logs(args, args.from_log)
     import warnings
 
     import numpy as np
@@ -159,6 +165,10 @@ def main(argv=None) -> int:
                                "fit_s": runs[base][-1]["fit_s"] + sum(f[1] for f in fits)})
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"(best member {min(member_scores):.4f})", flush=True)
+        if args.out:  # every finished split is kept, should the run be stopped
+            partial = {"args": dict(vars(args), partial=True), "runs": runs,
+                       "reference": reference}
+            common.write_atomic(args.out, json.dumps(partial, indent=2) + "\n")
 
     result = {"args": vars(args), "runs": runs, "reference": reference}
     return report(result, args.out)
@@ -220,6 +230,59 @@ def report(result: dict, out: str | None) -> int:
         common.write_atomic(out, json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {out}")
     return 0
+
+
+_LINE = re.compile(r"split (\d+): (.+?)\s+NRMSE ([0-9.]+) \((?:(\d+) s|best member ([0-9.]+))\)")
+
+
+def from_logs(args, logs: list[str]) -> int:
+    """Results of runs stopped before they wrote their JSON, from the lines they printed: the
+    splits on which every configuration of the first complete split finished."""
+    import numpy as np
+
+    cells: dict[int, dict[str, dict]] = {}
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            m = _LINE.match(line)
+            if m:
+                split, name = int(m[1]), m[2].strip()
+                cell = {"seed": split, "nrmse": float(m[3])}
+                if m[4]:
+                    cell["fit_s"] = float(m[4])
+                else:
+                    cell["best_member_nrmse"] = float(m[5])
+                cells.setdefault(split, {})[name] = cell
+    if not cells:
+        raise SystemExit(f"no result lines in {', '.join(logs)}")
+    names = max((list(c) for c in cells.values()), key=len)
+    complete = sorted(s for s, c in cells.items() if set(c) >= set(names))
+    if not complete:
+        raise SystemExit("no split has every configuration")
+    from eegattn.data.cache import load_challenge_windows
+    from eegattn.data.synthetic import oracle_predict
+    from eegattn.training.metrics import nrmse
+    from eegattn.training.pipeline import prepare_synthetic
+    from eegattn.training.splits import subject_split
+
+    root = prepare_synthetic(["R5"], cache_dir=args.cache, n_subjects=args.n_subjects)
+    exact = load_challenge_windows(1, root=root, cache_dir=Path(args.cache) / "windows",
+                                   progress=False)
+    oracle_all = oracle_predict(Path(root) / "EEG2025r5", 1, X=np.asarray(exact.X),
+                                sfreq=exact.sfreq)
+    reference = {"mean predictor": [], "oracle": []}
+    runs = {name: [] for name in names}
+    for seed in complete:
+        split = subject_split(exact.groups, valid_fraction=0.0, test_fraction=0.25, seed=seed)
+        y_test, y_train = exact.y[split.test], exact.y[split.train]
+        reference["mean predictor"].append(
+            nrmse(y_test, np.full_like(y_test, float(np.mean(y_train)))))
+        reference["oracle"].append(nrmse(y_test, oracle_all[split.test]))
+        for name in names:
+            runs[name].append(cells[seed][name])
+    dropped = sorted(set(cells) - set(complete))
+    result = {"args": dict(vars(args), seeds=complete, from_log=logs, incomplete_splits=dropped),
+              "runs": runs, "reference": reference}
+    return report(result, args.out)
 
 
 def merge(paths: list[str], out: str | None) -> int:
