@@ -128,5 +128,8 @@ def test_train_passes_early_stopping_options(monkeypatch):
     monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
     assert main(["train", "--challenge", "1", "--patience", "3", "--start-from-epoch", "0"]) == 0
     assert seen["patience"] == 3 and seen["start_from_epoch"] == 0
+    assert seen["precision"] == "float32"
+    assert main(["train", "--challenge", "1", "--precision", "bfloat16"]) == 0
+    assert seen["precision"] == "bfloat16"
     assert main(["train", "--challenge", "1"]) == 0
     assert seen["patience"] == 5 and seen["start_from_epoch"] is None

@@ -97,6 +97,21 @@ def test_training_learns_a_simple_target():
     assert nrmse(y, est.predict(X)) < 0.6  # the mean predictor scores 1.0
 
 
+def test_bfloat16_autocast_trains_in_low_precision_and_still_learns():
+    X, y, groups = make_data(n_subjects=8, per_subject=8)
+    kw = dict(max_epochs=25, batch_size=16, lr=2e-2, early_stopping=False, valid_fraction=0.0,
+              model_options={"dropout": 0.0}, lr_schedule="constant")
+    full = small(**kw).fit(X, y)
+    half = small(precision="bfloat16", **kw).fit(X, y)
+    # bf16 rounds the forward pass (8 bits of mantissa): other weights, same learning
+    assert not all(torch.equal(a, b) for a, b in zip(weights(full).values(),
+                                                      weights(half).values()))
+    assert nrmse(y, half.predict(X)) < 0.6
+    assert all(p.dtype == torch.float32 for p in half.model_.parameters())
+    with pytest.raises(ValueError, match="'precision' parameter"):
+        small(precision="float16").fit(X, y)
+
+
 def test_same_seed_gives_identical_weights_and_leaves_global_rng_alone():
     X, y, groups = make_data()
     before = torch.get_rng_state()

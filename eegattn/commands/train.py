@@ -61,6 +61,9 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble-combine", choices=("mean", "stack"), default="mean",
                         help="mean of the members, or non-negative weights + intercept fitted "
                         "on the validation subjects' predictions")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="the training forward pass in float32 (default) or under bf16 "
+                        "autocast (GPUs with bf16 tensor cores)")
     parser.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                         help="challenge 2: HBN tasks to train on, or 'all' (default: "
                         "contrastChangeDetection); the test windows are the held-out "
@@ -163,7 +166,7 @@ def run(args):
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
-                tasks=args.tasks, trial_rule=args.trial_rule,
+                precision=args.precision, tasks=args.tasks, trial_rule=args.trial_rule,
             )
     except TrainingInterrupted as stop:
         import sys

@@ -61,6 +61,7 @@ from eegattn.training.loop import (
     LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
+    PRECISIONS,
     ClosedFormRun,
     LoopSettings,
     TrainingLoop,
@@ -427,6 +428,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         in docs/cache.md), up to 4 on CUDA. Batches, crops and augmentation are drawn in the
         main process either way, so the weights do not depend on it (and a checkpoint
         resumes with any value).
+    precision : str
+        ``"float32"`` (default) or ``"bfloat16"``: the training forward pass under
+        ``torch.autocast`` in bf16, for GPUs with bf16 tensor cores (it runs on the CPU too,
+        where it is rarely faster). Validation and prediction stay float32.
 
     Attributes (after fit)
     ----------------------
@@ -507,6 +512,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         ensemble=1,
         ensemble_combine="mean",
         num_workers=None,
+        precision="float32",
     ):
         self.model = model
         self.model_options = model_options
@@ -538,6 +544,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.ensemble = ensemble
         self.ensemble_combine = ensemble_combine
         self.num_workers = num_workers
+        self.precision = precision
 
     # ------------------------------------------------------------------ validation
 
@@ -563,6 +570,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_positive_int(self.crop_n_times, "crop_n_times", allow_none=True)
         check_positive_int(self.crop_anchor, "crop_anchor", minimum=0, allow_none=True)
         check_positive_int(self.num_workers, "num_workers", minimum=0, allow_none=True)
+        check_option("precision", self.precision, PRECISIONS)
         augment = parse_augment(self.augment)
         check_positive_int(self.ensemble, "ensemble")
         if self.ensemble > 1 and not (isinstance(self.model, str) and ":" not in self.model):
@@ -755,6 +763,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             augment=parse_augment(self.augment), crop_anchor=self.crop_anchor, sfreq=sfreq,
             num_workers=(auto_num_workers(device) if self.num_workers is None
                          else int(self.num_workers)),
+            precision=self.precision,
         )
         member_specs = [{"model": model_spec(self.model),
                          "model_options": dict(self.model_options or {})}] * n_members

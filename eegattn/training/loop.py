@@ -51,6 +51,7 @@ __all__ = [
     "OPTIMIZERS",
     "LR_SCHEDULES",
     "LOSSES",
+    "PRECISIONS",
     "LoopSettings",
     "TrainingLoop",
     "TrainingInterrupted",
@@ -122,15 +123,24 @@ def as_prediction(pred) -> torch.Tensor:
     )
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
 def train_step(net, optimizer, loss_fn, xb, yb, *, max_grad_norm=None, scale: float = 1.0,
-               params=None, criterion=None) -> torch.Tensor:
+               params=None, criterion=None, precision: str = "float32") -> torch.Tensor:
     """One optimizer step on a batch: forward, loss, backward, clip, step. Returns the
     (unscaled, detached) loss; ``scale`` multiplies the loss before ``backward`` (the
     data-parallel weighting, see the module docstring). ``criterion(output, yb)``, when given,
     replaces ``loss_fn`` on the prediction: a head that trains against its own target (the
-    distribution head's log-probabilities) reads the model's whole output."""
+    distribution head's log-probabilities) reads the model's whole output. ``precision=
+    "bfloat16"`` runs the forward pass under ``torch.autocast`` (bf16 needs no loss scaling;
+    weights, gradients and the loss stay float32)."""
     optimizer.zero_grad(set_to_none=True)
-    out = net(xb)
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16,
+                        enabled=precision == "bfloat16"):
+        out = net(xb)
+    if out.dtype != torch.float32:
+        out = out.float()
     loss = criterion(out, yb) if criterion is not None else loss_fn(as_prediction(out), yb)
     (loss * scale if scale != 1.0 else loss).backward()
     if max_grad_norm is not None:
@@ -250,6 +260,8 @@ class LoopSettings:
     # worker processes gathering training batches (eegattn.training.batches); 0: in-process.
     # Batches, crops and augmentation are decided here either way: the same weights result
     num_workers: int = 0
+    # the forward pass's precision in training ("bfloat16": autocast; see train_step)
+    precision: str = "float32"
 
 
 class TrainingLoop:
@@ -422,7 +434,8 @@ class TrainingLoop:
             scale = world * len(idx) / (stop - start) if world > 1 else 1.0
             loss = train_step(self.net, self.optimizer, self.loss_fn, xb, yb,
                               max_grad_norm=s.max_grad_norm, scale=scale,
-                              params=self.module.parameters(), criterion=self.criterion)
+                              params=self.module.parameters(), criterion=self.criterion,
+                              precision=s.precision)
             value = float(loss)
             if self.dist.any(not math.isfinite(value)):  # every process stops together
                 raise ValueError(

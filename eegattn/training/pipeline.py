@@ -306,6 +306,7 @@ def run_challenge(
     context_s: float | None = None,
     ensemble: int = 1,
     ensemble_combine: str = "mean",
+    precision: str = "float32",
     tasks=None,
     trial_rule: str | None = None,
     resume=None,
@@ -386,7 +387,7 @@ def run_challenge(
                             checkpoint_every=checkpoint_every, seed=seed, init=init,
                             finetune=finetune, lora_options=lora_options,
                             augment=augment, crop_anchor=crop_anchor, ensemble=ensemble,
-                            ensemble_combine=ensemble_combine,
+                            ensemble_combine=ensemble_combine, precision=precision,
                             crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
                                 200 if context_s else None))
     checked = check_challenge_options(
