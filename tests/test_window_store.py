@@ -178,24 +178,22 @@ def test_preprocess_command_takes_the_cache_dtype(tiny_root, tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
-def test_memory_maps_are_closed_after_a_budget_of_reads(tmp_path, monkeypatch):
-    """Pages read through a map count as resident memory until it is unmapped: past the
-    budget the maps close (and reopen on next use) with the same windows coming out."""
+def test_memory_maps_are_closed_past_a_budget_of_mapped_bytes(tmp_path, monkeypatch):
+    """Pages of a map count as resident memory until it is unmapped: past the budget of
+    mapped recordings the maps close (and reopen on next use), the same windows coming out."""
     from eegattn.data import indexed
 
-    data = np.random.default_rng(0).normal(size=(3, 1000)).astype(np.float32)
-    np.save(tmp_path / "rec.npy", data)
-    index = np.array([[0, s] for s in range(0, 900, 50)])
-    windows = IndexedWindows([tmp_path / "rec.npy"], index, n_times=100)
-    expected = np.stack([data[:, s: s + 100] for s in index[:, 1]])
-    np.testing.assert_array_equal(windows.gather(np.arange(4)), expected[:4])
-    assert windows._arrays[0] is not None  # 4.8 kB read: under the 256 MB budget
-    monkeypatch.setattr(indexed, "MAP_BUDGET_BYTES", 3000)  # 2.5 windows' worth
-    windows.release()
-    np.testing.assert_array_equal(windows.gather(np.arange(2)), expected[:2])
-    assert windows._arrays[0] is not None
-    np.testing.assert_array_equal(windows.gather(np.arange(2, len(index))), expected[2:])
-    windows.release()
-    np.testing.assert_array_equal(windows.gather(np.arange(3)), expected[:3])
-    assert windows._arrays[0] is None  # closed once 3 windows (3.6 kB) were read
+    rng = np.random.default_rng(0)
+    data = [rng.normal(size=(3, 1000)).astype(np.float32) for _ in range(3)]  # 12 kB each
+    for k, d in enumerate(data):
+        np.save(tmp_path / f"rec{k}.npy", d)
+    index = np.array([[k, s] for k in range(3) for s in (0, 400, 800)])
+    windows = IndexedWindows([tmp_path / f"rec{k}.npy" for k in range(3)], index, n_times=100)
+    expected = np.stack([data[k][:, s: s + 100] for k, s in index])
+    monkeypatch.setattr(indexed, "MAP_BUDGET_BYTES", 20_000)  # one recording and a half
+    np.testing.assert_array_equal(windows.gather(np.arange(3)), expected[:3])  # recording 0
+    assert windows._arrays[0] is not None  # 12 kB mapped: under the budget
+    np.testing.assert_array_equal(windows.gather(np.array([3])), expected[3:4])  # recording 1
+    assert all(a is None for a in windows._arrays)  # 24 kB mapped: every map closed
     np.testing.assert_array_equal(windows[5], expected[5])  # reopened on use
+    assert windows._arrays[1] is not None

@@ -24,10 +24,12 @@ import numpy as np
 
 __all__ = ["IndexedWindows"]
 
-#: Bytes read through the memory maps before they are closed and reopened on next use. A map's
-#: pages that have been read count in the process's resident size (``ru_maxrss``) until it is
-#: unmapped, so without this an epoch over a large cache would look like it holds the whole
-#: cache in memory (the pages stay in the kernel's page cache either way).
+#: Bytes of recordings kept memory-mapped at once; past it every map is closed and reopened on
+#: next use. Pages of a map count in the process's resident size (``ru_maxrss``) until it is
+#: unmapped, and a window touches every channel's row, so the kernel's fault-around maps most
+#: of a recording after a few windows: without this an epoch over a large cache looked like it
+#: held the whole cache in memory (7 GB at 384 subjects; the pages stay in the kernel's page
+#: cache either way). Reopening a map costs about 0.1 ms.
 MAP_BUDGET_BYTES = 256 * 1024**2
 
 
@@ -143,6 +145,7 @@ class IndexedWindows:
         if array is None:
             array = np.load(self._sources[slot], mmap_mode="r")
             self._arrays[slot] = array
+            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + array.nbytes
         return array
 
     def gather(self, rows) -> np.ndarray:
@@ -156,8 +159,7 @@ class IndexedWindows:
             scale = self.scales[slot]
             if scale != 1.0:
                 out[k] *= np.float32(scale)  # a power of two: exact
-            self._read_bytes = getattr(self, "_read_bytes", 0) + out[k].nbytes
-            if self._read_bytes > MAP_BUDGET_BYTES:
+            if getattr(self, "_mapped_bytes", 0) > MAP_BUDGET_BYTES:
                 self.release()
         return out
 
@@ -167,7 +169,7 @@ class IndexedWindows:
         for slot, source in enumerate(self._sources):
             if _is_path(source):
                 self._arrays[slot] = None
-        self._read_bytes = 0
+        self._mapped_bytes = 0
 
     # -- pickling: paths, not the mapped bytes -----------------------------------------
 
