@@ -147,7 +147,10 @@ def _describe(raw) -> str:
 
 def build_preprocessors(config: PreprocessConfig, sfreq_in: float) -> list:
     """The braindecode ``Preprocessor`` chain for a recording at ``sfreq_in`` Hz."""
-    from braindecode.preprocessing import Preprocessor
+    from eegattn.utils.quiet import quiet_braindecode_import
+
+    with quiet_braindecode_import():
+        from braindecode.preprocessing import Preprocessor
 
     check_filter_settings(config, sfreq_in)
 

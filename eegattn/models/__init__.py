@@ -10,10 +10,8 @@ model is built or its class is accessed.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import warnings
 from importlib import import_module
 
 import lazy_loader
@@ -163,17 +161,10 @@ def model_class(name: str) -> type:
     return getattr(_import_quietly(module), cls)
 
 
-@contextlib.contextmanager
-def _quiet_braindecode_import():
-    # braindecode 1.8's model zoo builds MNE montages at import time and MNE 1.13 warns
-    # (FutureWarning, 'standard_1020' renamed) on every import: noise for our users.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, message="Montage name")
-        yield
-
-
 def _import_quietly(module: str):
-    with _quiet_braindecode_import():
+    from eegattn.utils.quiet import quiet_braindecode_import
+
+    with quiet_braindecode_import():
         return import_module(module)
 
 
@@ -225,7 +216,9 @@ def build_model(
 
 
 def __getattr__(name: str):
-    with _quiet_braindecode_import():  # the classes import braindecode
+    from eegattn.utils.quiet import quiet_braindecode_import
+
+    with quiet_braindecode_import():  # the classes import braindecode
         return _lazy_getattr(name)
 
 
