@@ -284,17 +284,18 @@ def test_ctrl_c_of_preprocess_is_one_line_and_leaves_nothing(tiny_root, tmp_path
     cmd = [sys.executable, "-m", "eegattn", "preprocess", "--challenge", "1", "--root",
            str(tiny_root), "--n-jobs", "2", "--l-freq", "1", "--no-progress",
            "--cache-dir", str(tmp_path / "cache")]
+    # a terminal's Ctrl-C, whatever started pytest: a shell's background job ('&') ignores
+    # SIGINT, children inherit that, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = set()
     try:
         deadline = time.monotonic() + 60
-        # interrupt as soon as a worker runs a task: the tiny release's ten short recordings
-        # are done soon after both have started, and a late SIGINT meets a finished command
-        while not _working_workers(proc.pid) and proc.poll() is None \
+        while len(_working_workers(proc.pid)) < 2 and proc.poll() is None \
                 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc.poll() is None and _working_workers(proc.pid)
+            time.sleep(0.02)
+        assert proc.poll() is None and len(_working_workers(proc.pid)) == 2
         started = _descendants(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
