@@ -53,6 +53,7 @@ class IndexedWindows:
                  n_chans: int | None = None):
         self._sources = list(sources)
         self._arrays: list = [None if _is_path(s) else np.asarray(s) for s in self._sources]
+        self._mapped_bytes = 0  # bytes of recordings memory-mapped since the last release
         index = np.asarray(index, dtype=np.int64)
         if index.ndim != 2 or index.shape[1] != 2:
             raise ValueError(f"index must be (n_windows, 2) (recording slot, start), got shape "
@@ -145,7 +146,7 @@ class IndexedWindows:
         if array is None:
             array = np.load(self._sources[slot], mmap_mode="r")
             self._arrays[slot] = array
-            self._mapped_bytes = getattr(self, "_mapped_bytes", 0) + array.nbytes
+            self._mapped_bytes += array.nbytes
         return array
 
     def gather(self, rows) -> np.ndarray:
@@ -159,7 +160,7 @@ class IndexedWindows:
             scale = self.scales[slot]
             if scale != 1.0:
                 out[k] *= np.float32(scale)  # a power of two: exact
-            if getattr(self, "_mapped_bytes", 0) > MAP_BUDGET_BYTES:
+            if self._mapped_bytes > MAP_BUDGET_BYTES:
                 self.release()
         return out
 
@@ -177,6 +178,7 @@ class IndexedWindows:
         state = dict(self.__dict__)
         state["_arrays"] = [None if _is_path(s) else a
                             for s, a in zip(self._sources, self._arrays, strict=True)]
+        state["_mapped_bytes"] = 0  # the maps reopen in the other process
         return state
 
     def __setstate__(self, state):
