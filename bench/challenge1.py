@@ -53,8 +53,19 @@ CONFIGS = {
         "time_shift", "time_scale", "channels_dropout"]}),
     "fast+shift+scale x2 epochs": ("lightweight_fast", {}, {
         "augment": ["time_shift", "time_scale"], "epochs_factor": 2}),
+    "fast+shift+scale+drop x2 epochs": ("lightweight_fast", {}, {"augment": [
+        "time_shift", "time_scale", "channels_dropout"], "epochs_factor": 2}),
     "fast+softargmax+shift x2 epochs": ("lightweight_fast", {"head": "softargmax"}, {
         "augment": ["time_shift"], "epochs_factor": 2}),
+    # the time heads scoring each token from the k tokens around it (heads.TokenScorer)
+    **{f"fast+{head}-k{k}+shift": ("lightweight_fast", {"head": head, "head_options": {
+        "kernel": k}}, {"augment": ["time_shift"]})
+       for head in ("softargmax", "distribution") for k in (5, 9, 15, 25)},
+    **{f"fast+{head}-k{k}": ("lightweight_fast", {"head": head, "head_options": {
+        "kernel": k}}, {}) for head in ("softargmax", "distribution") for k in (5, 9, 15, 25)},
+    **{f"fast+distribution-k{k}+shift+scale+drop": (
+        "lightweight_fast", {"head": "distribution", "head_options": {"kernel": k}},
+        {"augment": ["time_shift", "time_scale", "channels_dropout"]}) for k in (9, 15, 25)},
     "ridge": ("ridge", {}, {}),
     "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
 }
@@ -179,20 +190,21 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
     error, wins, whether it beats ridge on every split, and an ensemble's best member."""
     import numpy as np
 
-    base = np.array([r["nrmse"] for r in runs[BASELINE]])
-    ridge = np.array([r["nrmse"] for r in runs["ridge"]]) if "ridge" in runs else None
+    base = {c["seed"]: c["nrmse"] for c in runs[BASELINE]}
+    ridge = {c["seed"]: c["nrmse"] for c in runs["ridge"]} if "ridge" in runs else None
     rows, summary = [], {}
     for name, cells in runs.items():
         scores = np.array([c["nrmse"] for c in cells])
-        diff = scores - base
+        seeds = [c["seed"] for c in cells]
+        diff = scores - np.array([base[s] for s in seeds])
         se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
         fit = [c["fit_s"] for c in cells if "fit_s" in c]
         wps = [c["train_windows_per_s"] for c in cells if "train_windows_per_s" in c]
         entry = {"mean_nrmse": float(scores.mean()), "per_split": scores.tolist(),
+                 "splits": seeds,
                  "diff_vs_baseline": float(diff.mean()), "diff_se": se,
                  "wins_vs_baseline": int((diff < 0).sum()),
-                 "beats_ridge_every_split": (None if ridge is None or name == "ridge"
-                                             else bool((scores < ridge).all()))}
+                 "beats_ridge_every_split": _beats_every_split(name, cells, ridge)}
         if cells and "best_member_nrmse" in cells[0]:
             gain = np.array([c["best_member_nrmse"] for c in cells]) - scores
             entry.update(gain_over_best_member=float(gain.mean()),
@@ -200,8 +212,11 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
                              len(gain))) if len(gain) > 1 else float("nan"),
                          beats_best_member=int((gain > 0).sum()))
         summary[name] = entry
-        rows.append([name, f"{scores.mean():.4f}",
-                     " / ".join(f"{v:.3f}" for v in scores),
+        per_split = dict(zip(seeds, scores, strict=True))
+        rows.append([name if len(seeds) == len(base) else f"{name} ({len(seeds)} splits)",
+                     f"{scores.mean():.4f}",
+                     " / ".join(f"{per_split[s]:.3f}" if s in per_split else "-"
+                                for s in base),
                      "-" if name == BASELINE else f"{diff.mean():+.4f} ({se:.4f})",
                      "-" if name == BASELINE else f"{(diff < 0).sum()}/{len(diff)}",
                      f"{np.mean(fit):.0f} s" if fit else "-",
@@ -210,6 +225,14 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
         rows.append([name, f"{np.mean(values):.4f}", " / ".join(f"{v:.3f}" for v in values),
                      "-", "-", "-", "-"])
     return summary, rows
+
+
+def _beats_every_split(name: str, cells: list[dict], ridge: dict | None) -> bool | None:
+    """Whether a configuration beats ridge on every split both ran (None: no shared split)."""
+    shared = [c for c in cells if ridge and c["seed"] in ridge]
+    if name == "ridge" or not shared:
+        return None
+    return all(c["nrmse"] < ridge[c["seed"]] for c in shared)
 
 
 def report(result: dict, out: str | None) -> int:
@@ -286,20 +309,27 @@ def from_logs(args, logs: list[str]) -> int:
 
 
 def merge(paths: list[str], out: str | None) -> int:
-    """One result from runs over disjoint splits (e.g. two processes, half the splits each)."""
+    """One result from several runs: other splits (e.g. two processes, half the splits each),
+    other configurations on the same splits, or both. Cells are matched by split; where two
+    files ran the same configuration on a split (the baseline, run by every file), the first
+    file's cell is kept. A configuration may lack some splits: its paired figures then use
+    the splits it has, and the table says how many."""
     parts = [json.loads(Path(p).read_text()) for p in paths]
-    merged = {"args": dict(parts[0]["args"], seeds=[s for p in parts
-                                                     for s in p["args"]["seeds"]],
-                           merged_from=paths),
-              "runs": {}, "reference": {}}
+    seeds, cells, reference = [], {}, {}
     for part in parts:
-        for key in ("runs", "reference"):
-            for name, cells in part[key].items():
-                merged[key].setdefault(name, []).extend(cells)
-    lengths = {len(v) for v in merged["runs"].values()}
-    if len(lengths) != 1:
-        raise SystemExit(f"the files hold different configurations per split ({lengths}); "
-                         "merge runs of the same --configs / --ensemble-of")
+        done = [c["seed"] for c in part["runs"][BASELINE]]  # a partial file's finished splits
+        seeds.extend(s for s in done if s not in seeds)
+        for name, values in part["reference"].items():
+            for seed, value in zip(done, values, strict=True):
+                reference.setdefault(name, {}).setdefault(seed, value)
+        for name, part_cells in part["runs"].items():
+            for cell in part_cells:
+                cells.setdefault(name, {}).setdefault(cell["seed"], cell)
+    merged = {"args": dict(parts[0]["args"], seeds=seeds, merged_from=paths, partial=False),
+              "runs": {name: [by_seed[s] for s in seeds if s in by_seed]
+                       for name, by_seed in cells.items()},
+              "reference": {name: [by_seed[s] for s in seeds]
+                            for name, by_seed in reference.items()}}
     return report(merged, out)
 
 

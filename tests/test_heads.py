@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from eegattn.models import build_model
-from eegattn.models.heads import TimeHead, check_head
+from eegattn.models.heads import DEFAULT_KERNEL, TimeHead, check_head
 from eegattn.training.loop import head_criterion, init_output_bias
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -62,13 +62,16 @@ def test_criterion_prefers_the_right_latency(loss):
     assert right < wrong and torch.isfinite(right)
 
 
-def test_softargmax_head_learns_where_a_marker_is():
+@pytest.mark.parametrize("kernel, lag", [(1, 0), (5, 2)])
+def test_softargmax_head_learns_where_a_marker_is(kernel, lag):
+    # kernel 1 reads the token at the press; kernel 5 also finds a marker two tokens after it
+    # (a wave after the press), which a token scored alone cannot place
     torch.manual_seed(0)
-    h = TimeHead(4, 20, window_s=2.0, time_origin=0.5)
-    opt = torch.optim.Adam(h.parameters(), lr=0.05)
-    positions = torch.randint(0, 20, (256,))
+    h = TimeHead(4, 20, window_s=2.0, time_origin=0.5, kernel=kernel)
+    opt = torch.optim.Adam(h.parameters(), lr=0.05 if kernel == 1 else 0.01)
+    positions = torch.randint(0, 20 - lag, (256,))
     tokens = torch.randn(256, 20, 4) * 0.1
-    tokens[torch.arange(256), positions, 0] += 3.0  # a marker in channel 0 at the press
+    tokens[torch.arange(256), positions + lag, 0] += 3.0  # a marker in channel 0
     y = 0.5 + 0.1 * (positions.float() + 0.5)
     before = float(torch.mean((h(tokens)[:, 0] - y) ** 2))
     for _ in range(150):
@@ -122,6 +125,8 @@ def test_regression_head_is_unchanged_by_default():
     ({"head": "softargmax", "head_options": {"sigma": 0.1}}, "unknown head option"),
     ({"head": "distribution", "head_options": {"loss": "kl2"}}, "'loss' parameter"),
     ({"head": "distribution", "head_options": {"sigma": 0}}, "'sigma' parameter"),
+    ({"head": "softargmax", "head_options": {"kernel": 4}}, "must be odd"),
+    ({"head": "softargmax", "head_options": {"kernel": 0}}, "'kernel' parameter"),
 ])
 def test_bad_head_options(options, message):
     with pytest.raises(ValueError, match=message):
@@ -129,7 +134,8 @@ def test_bad_head_options(options, message):
 
 
 def test_check_head_fills_defaults():
-    assert check_head("distribution", None) == {"time_origin": 0.5, "sigma": 0.1, "loss": "ce"}
+    assert check_head("distribution", None) == {"time_origin": 0.5, "kernel": DEFAULT_KERNEL,
+                                                "sigma": 0.1, "loss": "ce"}
     assert check_head("regression", {}) == {}
 
 

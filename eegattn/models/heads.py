@@ -16,6 +16,12 @@ read it that way (docs/challenge.md, "What the best challenge-1 entries did"). T
 
 ``regression`` (pooling and an MLP, every model's default) is built by the models themselves.
 
+Scoring each token: ``kernel=1`` scores a token from its own features (one linear map);
+``kernel=k > 1`` scores it from the k tokens around it (a convolution over time, a GELU, a
+linear map), so the score can match a template that spans the press: a readiness potential
+before it, a positivity after it. The third challenge-1 entry scored every time step with a
+temporal convolutional network for the same reason.
+
 Response times outside the window: two more bins, "before the window" and "after the
 window", sit at the ends of the time axis, one token outside each edge. A press before +0.5 s
 or after +2.5 s has its target mass in those bins, so it neither crashes nor drags the
@@ -33,11 +39,19 @@ import torch
 from torch import Tensor, nn
 
 from eegattn.challenge import C1_SHIFT_AFTER_STIMULUS_S
-from eegattn.utils.check import check_fraction, check_option, check_positive_number
+from eegattn.utils.check import (
+    check_fraction,
+    check_option,
+    check_positive_int,
+    check_positive_number,
+)
 
 __all__ = ["HEADS", "DISTRIBUTION_LOSSES", "TimeHead", "check_head", "head_loss"]
 
 HEADS = ("regression", "softargmax", "distribution")
+#: tokens each time score reads (see the module's docstring); chosen on splits 10-11
+#: (docs/experiments.md)
+DEFAULT_KERNEL = 1
 DISTRIBUTION_LOSSES = ("ce", "wasserstein")
 
 
@@ -45,8 +59,8 @@ def check_head(head: str, head_options: dict | None) -> dict:
     """Validate ``head`` and its options; returns the options with defaults filled in."""
     check_option("head", head, HEADS)
     options = dict(head_options or {})
-    allowed = {"regression": (), "softargmax": ("time_origin",),
-               "distribution": ("time_origin", "sigma", "loss")}[head]
+    allowed = {"regression": (), "softargmax": ("time_origin", "kernel"),
+               "distribution": ("time_origin", "kernel", "sigma", "loss")}[head]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
@@ -58,6 +72,11 @@ def check_head(head: str, head_options: dict | None) -> dict:
         check_fraction(options["time_origin"], "time_origin", low=-10.0, high=10.0,
                        fix="It is the time of the window's first sample after the stimulus, "
                        "in seconds (0.5 for challenge 1).")
+        options.setdefault("kernel", DEFAULT_KERNEL)
+        kernel = check_positive_int(options["kernel"], "kernel")
+        if kernel % 2 == 0:
+            raise ValueError(f"kernel={kernel}: the time head's kernel must be odd (tokens "
+                             "centred on the one scored); use e.g. 1, 3, 5 or 7")
     if head == "distribution":
         options.setdefault("sigma", 0.1)
         options.setdefault("loss", "ce")
@@ -78,6 +97,7 @@ class TimeHead(nn.Module):
     distribution : train against a target distribution (``criterion``) instead of the
         regression loss on the expectation.
     sigma, loss : the target Gaussian's width in seconds, and ``"ce"`` or ``"wasserstein"``.
+    kernel : tokens read to score each token (odd; 1: the token alone).
     """
 
     #: the prediction is an expectation over latencies: it starts at the targets' distribution
@@ -85,7 +105,8 @@ class TimeHead(nn.Module):
     predicts_latency = True
 
     def __init__(self, dim: int, n_tokens: int, *, window_s: float, time_origin: float = 0.5,
-                 distribution: bool = False, sigma: float = 0.1, loss: str = "ce") -> None:
+                 distribution: bool = False, sigma: float = 0.1, loss: str = "ce",
+                 kernel: int = DEFAULT_KERNEL) -> None:
         super().__init__()
         self.n_tokens, self.distribution = int(n_tokens), bool(distribution)
         self.sigma, self.loss = float(sigma), loss
@@ -97,7 +118,8 @@ class TimeHead(nn.Module):
         # would pull it into the window)
         self.register_buffer("edge_latency", torch.tensor(
             [time_origin - step / 2, time_origin + window_s + step / 2]))
-        self.token_logit = nn.Linear(dim, 1)  # (b, T, dim) -> (b, T, 1)
+        self.kernel = int(kernel)
+        self.token_logit = nn.Linear(dim, 1) if self.kernel == 1 else TokenScorer(dim, kernel)
         self.edge_logit = nn.Linear(dim, 2)  # pooled (b, dim) -> (b, 2)
         # log prior over the bins (before, tokens, after), added to every window's logits:
         # without it training starts from a flat distribution whose expectation is the
@@ -151,7 +173,27 @@ class TimeHead(nn.Module):
             "softargmax")
         start = float(self.centres[0]) - (
             float(self.centres[1] - self.centres[0]) / 2 if self.n_tokens > 1 else 0.0)
-        return f"n_tokens={self.n_tokens}, {kind}, window from {start:.3g} s"
+        return (f"n_tokens={self.n_tokens}, kernel={self.kernel}, {kind}, "
+                f"window from {start:.3g} s")
+
+
+class TokenScorer(nn.Module):
+    """(b, T, dim) -> (b, T, 1): a score per token from the ``kernel`` tokens around it.
+
+    The tokens are first projected to ``width`` features: a convolution at the model's full
+    width (256 in ``lightweight_fast``) would double the model's FLOPs at kernel 15.
+    """
+
+    def __init__(self, dim: int, kernel: int, width: int = 64) -> None:
+        super().__init__()
+        self.project = nn.Linear(dim, width)  # (b, T, dim) -> (b, T, width)
+        self.conv = nn.Conv1d(width, width, kernel, padding=kernel // 2)  # same length
+        self.act = nn.GELU()
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        x = self.project(tokens).transpose(1, 2)  # (b, width, T)
+        return self.out(self.act(self.conv(x)).transpose(1, 2))  # (b, T, 1)
 
 
 def head_loss(head):
