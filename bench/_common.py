@@ -198,6 +198,30 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(value):
+    """``value`` with no machine in it: absolute paths inside the repository become relative,
+    any other absolute path keeps its file name only (results are committed to docs/)."""
+    if isinstance(value, dict):
+        return {key: portable(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and value.startswith("/") and " " not in value:
+        path = Path(value)
+        try:
+            return str(path.resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            return path.name
+    return value
+
+
+def write_json(path: str | Path, result, *, indent: int = 1) -> Path:
+    """Write a benchmark's result as JSON, atomically, with :func:`portable` paths."""
+    return write_atomic(path, json.dumps(portable(result), indent=indent, default=str) + "\n")
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` (UTF-8 if text) to ``path`` with :func:`eegattn.utils.io.write_bytes_atomic`,
     creating the folder."""

@@ -38,7 +38,6 @@ length) and ``bench/results/attention.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -614,7 +613,7 @@ def main(argv=None) -> int:
         {"mechanism": label, "batch": b, "length": n, **res}
         for (label, b, n), res in sorted(bench.results.items())
     ]
-    common.write_atomic(args.out.with_suffix(".json"), json.dumps(summary, indent=1))
+    common.write_json(args.out.with_suffix(".json"), summary)
     print(f"total {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
 

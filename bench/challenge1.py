@@ -179,7 +179,7 @@ def main(argv=None) -> int:
         if args.out:  # every finished split is kept, should the run be stopped
             partial = {"args": dict(vars(args), partial=True), "runs": runs,
                        "reference": reference}
-            common.write_atomic(args.out, json.dumps(partial, indent=2) + "\n")
+            common.write_json(args.out, partial, indent=2)
 
     result = {"args": vars(args), "runs": runs, "reference": reference}
     return report(result, args.out)
@@ -250,7 +250,7 @@ def report(result: dict, out: str | None) -> int:
               f"({entry['gain_over_best_member_se']:.4f}) better than its best member, on "
               f"{entry['beats_best_member']}/{len(entry['per_split'])} splits")
     if out:
-        common.write_atomic(out, json.dumps(result, indent=2) + "\n")
+        common.write_json(out, result, indent=2)
         print(f"\nwrote {out}")
     return 0
 

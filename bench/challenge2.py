@@ -169,6 +169,8 @@ def main(argv=None) -> int:
     print("\n" + "\n".join(lines))
 
     if args.out:
+        from _common import portable
+
         from eegattn.utils.io import write_json_atomic
 
         result = {
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
             "summary": summary, "paired": paired, "per_fold": per_fold,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(args.out, json.loads(json.dumps(result)), indent=1)
+        write_json_atomic(args.out, portable(json.loads(json.dumps(result))), indent=1)
         print(f"\nwrote {args.out}")
     return 0
 

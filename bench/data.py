@@ -39,7 +39,6 @@ Outputs: markdown tables on stdout and ``bench/results/data.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -451,7 +450,7 @@ def main() -> int:
     for text, passed in checks:
         print(f"{'PASS' if passed else 'FAIL'}  {text}")
     results["checks"] = [{"check": t, "pass": p} for t, p in checks]
-    common.write_atomic(args.out, json.dumps(results, indent=1, default=str))
+    common.write_json(args.out, results)
     print(f"\nwrote {args.out}")
     return 0 if all(p for _, p in checks) else 1
 

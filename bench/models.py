@@ -361,7 +361,7 @@ def main(argv=None) -> int:
         print(f"{'PASS' if passed else 'FAIL' if passed is False else 'NOT RUN'}  {text}")
     results["checks"] = [{"check": t, "pass": p} for t, p in checks]
     results["wall_s"] = time.perf_counter() - started
-    common.write_atomic(args.out, json.dumps(results, indent=1, default=str))
+    common.write_json(args.out, results)
     plot(
         rows,
         nrmse_cells,
@@ -403,7 +403,7 @@ def run_merge(args) -> int:
         print(f"{'PASS' if passed else 'FAIL' if passed is False else 'NOT RUN'}  {text}")
     results = {"merged_from": list(args.merge_nrmse), "nrmse": cells,
                "checks": [{"check": t, "pass": p} for t, p in checks]}
-    common.write_atomic(args.out, json.dumps(results, indent=1, default=str))
+    common.write_json(args.out, results)
     print(f"\nwrote {args.out}")
     return 0 if all(p for _, p in checks if p is not None) else 1
 

@@ -43,7 +43,6 @@ def main(argv=None) -> int:
     for challenge, name, n, score in rows:
         print(f"| {challenge} | {name} | {n} | {score:.3f} |")
     if args.out:
-        import json
         import subprocess
         import sys
         from datetime import date
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
             "rows": [{"challenge": int(c), "oracle": name, "windows": n,
                       "nrmse": round(float(score), 4)} for c, name, n, score in rows],
         }
-        _common.write_atomic(args.out, json.dumps(record, indent=1) + "\n")
+        _common.write_json(args.out, record)
         print(f"wrote {args.out}")
     return 0
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import math
 import platform
 import statistics
@@ -240,7 +239,7 @@ def main(argv=None) -> int:
         "versions": package_versions(),
     }
     out = Path(args.out)
-    common.write_atomic(out, json.dumps(result, indent=2, default=str) + "\n")
+    common.write_json(out, result, indent=2)
     print(f"\nwrote {out} ({result['seconds'] / 60:.1f} min)")
     return 0
 

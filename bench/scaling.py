@@ -659,13 +659,13 @@ def main(argv=None) -> int:
             rows.append(measure_size(n, args, env))
             payload["elapsed_s"] = time.perf_counter() - started
             payload.update(summarize_results([r for r in rows if "error" not in r]))
-            common.write_atomic(args.out, json.dumps(payload, indent=1))  # after every size
+            common.write_json(args.out, payload)  # after every size
     good = [r for r in rows if "error" not in r]
     summary = summarize_results(good)
     summary["hbn"] = extrapolate_hbn(good, summary, hbn_releases())
     payload.update(summary)
     if not args.from_json or args.out_updated:
-        common.write_atomic(args.out, json.dumps(payload, indent=1))
+        common.write_json(args.out, payload)
     print(markdown(good, summary))
     if args.plot:
         plot(good, summary, args.plot)

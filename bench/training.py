@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import subprocess
 import sys
@@ -141,7 +140,7 @@ def main(argv=None) -> int:
     else:
         print("\nprevious loop not available (no git history); ratio not measured")
     if args.out:
-        common.write_atomic(args.out, json.dumps(result, indent=2) + "\n")
+        common.write_json(args.out, result, indent=2)
         print(f"wrote {args.out}")
     return 0
 

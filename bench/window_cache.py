@@ -24,14 +24,17 @@ Outputs: markdown on stdout, ``bench/results/window_cache.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
 
 
 def _disk(folder: Path, pattern: str) -> int:
@@ -135,9 +138,7 @@ def main(argv=None) -> int:
           + ", ".join(f"num_workers {k}: {v:.0f} windows/s"
                       for k, v in loader["windows_per_s_median"].items())
           + f" (median of {args.repeats}; identical weights: {loader['identical_weights']})")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    common.write_json(args.out, result)
     return 0
 
 

@@ -190,7 +190,7 @@ def test_merge_nrmse_command_writes_a_new_file(bench, tmp_path, capsys):
     out = tmp_path / "merged.json"
     assert bench.main(["--merge-nrmse", *paths, "--out", str(out)]) == 1  # 0.9 > 0.8: FAIL
     merged = json.loads(out.read_text())
-    assert merged["merged_from"] == paths
+    assert merged["merged_from"] == ["a.json", "b.json"]  # paths that name no machine
     assert merged["nrmse"]["lightweight_fast"]["seeds"] == [0, 1, 2]
     assert "FAIL  lightweight_fast NRMSE 0.9000 <= EEGNeX NRMSE 0.8000" in capsys.readouterr().out
     with pytest.raises(SystemExit):

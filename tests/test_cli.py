@@ -105,7 +105,7 @@ def test_demo_rejects_bad_model_options_cleanly():
     assert main(["demo", "--model-options", "{not json"]) == 2
 
 
-def test_demo_trains_the_chosen_augmentation(monkeypatch, capsys):
+def test_demo_trains_the_chosen_head_and_augmentation(monkeypatch, capsys):
     import eegattn.training.pipeline as pipeline
     from eegattn.cli import main
     from eegattn.commands.demo import DEMO_AUGMENT
@@ -114,6 +114,7 @@ def test_demo_trains_the_chosen_augmentation(monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
     assert main(["demo"]) == 0
     assert seen["augment"] == list(DEMO_AUGMENT) and "time_shift" in DEMO_AUGMENT
+    assert seen["model_options"] == {"head": "distribution"}
     assert main(["demo", "--augment"]) == 0 and seen["augment"] is None
     seen.clear()
     assert main(["demo", "--augment", "time_warp"]) == 2 and not seen

@@ -1,0 +1,68 @@
+"""What benchmarks write to docs/results: paths that name no machine, and bench/challenge1.py's
+merge of runs over other splits and other configurations (no training)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_dir():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_results_name_no_machine(bench_dir):
+    common = _load("_common")
+    inside = str(common.REPO_ROOT / "cache" / "EEG2025r5")
+    result = common.portable({"root": inside, "out": "/tmp/scratch/a.json",
+                              "merged_from": ["/tmp/x/b.json"], "note": "0.7 / 0.8",
+                              "seeds": [1, 2], "nested": {"cache": "/var/tmp/c"}})
+    assert result == {"root": "cache/EEG2025r5", "out": "a.json", "merged_from": ["b.json"],
+                      "note": "0.7 / 0.8", "seeds": [1, 2], "nested": {"cache": "c"}}
+
+
+def _run(seeds, configs, offset=0.0):
+    """A result file as bench/challenge1.py writes it: config -> one cell per split."""
+    runs = {name: [{"seed": s, "nrmse": 0.7 + 0.01 * s + k * 0.05 + offset, "fit_s": 1.0,
+                    "train_windows_per_s": 100.0} for s in seeds]
+            for k, name in enumerate(configs)}
+    reference = {"mean predictor": [1.0 + 0.001 * s for s in seeds],
+                 "oracle": [0.6 + 0.001 * s for s in seeds]}
+    return {"args": {"seeds": seeds, "epochs": 10, "batch": 32}, "runs": runs,
+            "reference": reference}
+
+
+def test_merge_matches_cells_by_split(bench_dir, tmp_path, capsys):
+    challenge1 = _load("challenge1")
+    a = tmp_path / "a.json"  # splits 20, 21: the baseline and ridge
+    b = tmp_path / "b.json"  # split 21 only: the baseline (run again) and a new configuration
+    a.write_text(json.dumps(_run([20, 21], ["fast", "ridge"])))
+    b.write_text(json.dumps(_run([21], ["fast", "eegnex"], offset=0.5)))
+    out = tmp_path / "merged.json"
+    assert challenge1.merge([str(a), str(b)], str(out)) == 0
+    merged = json.loads(out.read_text())
+    assert merged["args"]["seeds"] == [20, 21]
+    # the first file's baseline is kept where both ran it
+    assert [c["nrmse"] for c in merged["runs"]["fast"]] == pytest.approx([0.9, 0.91])
+    eegnex = merged["summary"]["eegnex"]
+    assert eegnex["splits"] == [21]  # paired against the baseline on its own split only
+    assert eegnex["diff_vs_baseline"] == pytest.approx(0.5 + 0.05)
+    assert eegnex["beats_ridge_every_split"] is False
+    assert merged["reference"]["oracle"] == pytest.approx([0.62, 0.621])
+    assert "eegnex (1 splits)" in capsys.readouterr().out
