@@ -62,7 +62,7 @@ def child_speed(spec: dict) -> dict:
     """FLOPs, then interleaved training / inference / matmul timings of every model."""
     import torch
 
-    from eegattn.training.loop import make_loss
+    from eegattn.training.loop import head_criterion, make_loss
     from eegattn.training.loop import train_step as loop_step
 
     if spec.get("threads"):
@@ -97,9 +97,10 @@ def child_speed(spec: dict) -> dict:
         models[name] = model
         optimizers[name] = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-    def train_step(name):  # the training loop's own step (eegattn.training.loop)
-        models[name].train()
-        loop_step(models[name], optimizers[name], mse, x, y)
+    def train_step(name):  # the training loop's own step (eegattn.training.loop), with the
+        models[name].train()  # head's own loss where it has one (the distribution head)
+        loop_step(models[name], optimizers[name], mse, x, y,
+                  criterion=head_criterion(models[name]))
 
     def infer(name):
         model = models[name]
