@@ -34,20 +34,23 @@ sys.path.insert(0, str(REPO / "bench"))
 import _common as common  # noqa: E402
 
 BASELINE = "fast"
+#: the time heads as first built, each token scored alone (the unsuffixed time-head names
+#: below; the -kN names score each token from the N around it, 15 being the default now)
+KERNEL_1 = {"head_options": {"kernel": 1}}
 #: name -> (registry model, model options, estimator options)
 CONFIGS = {
     "fast": ("lightweight_fast", {}, {}),
-    "fast+softargmax": ("lightweight_fast", {"head": "softargmax"}, {}),
-    "fast+distribution": ("lightweight_fast", {"head": "distribution"}, {}),
-    "fast+distribution-w1": ("lightweight_fast", {"head": "distribution",
-                                                  "head_options": {"loss": "wasserstein"}}, {}),
+    "fast+softargmax": ("lightweight_fast", {"head": "softargmax", **KERNEL_1}, {}),
+    "fast+distribution": ("lightweight_fast", {"head": "distribution", **KERNEL_1}, {}),
+    "fast+distribution-w1": ("lightweight_fast", {"head": "distribution", "head_options": {
+        "loss": "wasserstein", "kernel": 1}}, {}),
     "fast+shift": ("lightweight_fast", {}, {"augment": ["time_shift"]}),
-    "fast+softargmax+shift": ("lightweight_fast", {"head": "softargmax"},
+    "fast+softargmax+shift": ("lightweight_fast", {"head": "softargmax", **KERNEL_1},
                               {"augment": ["time_shift"]}),
-    "fast+distribution+shift": ("lightweight_fast", {"head": "distribution"},
+    "fast+distribution+shift": ("lightweight_fast", {"head": "distribution", **KERNEL_1},
                                 {"augment": ["time_shift"]}),
     "fast+shift+scale": ("lightweight_fast", {}, {"augment": ["time_shift", "time_scale"]}),
-    "fast+softargmax+shift+scale": ("lightweight_fast", {"head": "softargmax"},
+    "fast+softargmax+shift+scale": ("lightweight_fast", {"head": "softargmax", **KERNEL_1},
                                     {"augment": ["time_shift", "time_scale"]}),
     "fast+shift+scale+drop": ("lightweight_fast", {}, {"augment": [
         "time_shift", "time_scale", "channels_dropout"]}),
@@ -55,7 +58,7 @@ CONFIGS = {
         "augment": ["time_shift", "time_scale"], "epochs_factor": 2}),
     "fast+shift+scale+drop x2 epochs": ("lightweight_fast", {}, {"augment": [
         "time_shift", "time_scale", "channels_dropout"], "epochs_factor": 2}),
-    "fast+softargmax+shift x2 epochs": ("lightweight_fast", {"head": "softargmax"}, {
+    "fast+softargmax+shift x2 epochs": ("lightweight_fast", {"head": "softargmax", **KERNEL_1}, {
         "augment": ["time_shift"], "epochs_factor": 2}),
     # the time heads scoring each token from the k tokens around it (heads.TokenScorer)
     **{f"fast+{head}-k{k}+shift": ("lightweight_fast", {"head": head, "head_options": {
