@@ -83,6 +83,10 @@ def parse_args(argv=None):
                         help="also train this many seeds of each named config (--ensemble-of) "
                         "and score their mean")
     parser.add_argument("--ensemble-of", nargs="*", default=[], choices=list(CONFIGS))
+    parser.add_argument("--fold-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
+                        help="also train --ensemble members of each named config on subject "
+                        "folds (ensemble_split='folds') and score their mean and the mean "
+                        "calibrated on the out-of-fold predictions")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--context", type=float, default=0.2)
@@ -129,9 +133,11 @@ def main(argv=None) -> int:
     oracle_all = oracle_predict(Path(root) / "EEG2025r5", 1, X=np.asarray(exact.X),
                                 sfreq=exact.sfreq)
 
-    def fit_predict(name, seed, split):
+    def fit_predict(name, seed, split, **extra):
+        """Test predictions (n,) or, with extra estimator options (an ensemble), the fitted
+        estimator; fit seconds; training windows/s."""
         model, model_options, est_options = CONFIGS[name]
-        est_options = dict(est_options)
+        est_options = {**est_options, **extra}
         epochs = args.epochs * est_options.pop("epochs_factor", 1)
         moving = bool(est_options.get("augment"))
         train_ws = (wide.subset(np.flatnonzero(np.isin(wide.groups, split.train_subjects)))
@@ -144,12 +150,15 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         est.fit(train_ws)
         seconds = time.perf_counter() - start
-        pred = est.predict(exact.subset(split.test))
-        return pred, seconds, epochs * len(train_ws) / seconds
+        result = est if extra else est.predict(exact.subset(split.test))
+        return result, seconds, epochs * len(train_ws) / seconds
 
     names = list(dict.fromkeys([BASELINE, *args.configs, *args.ensemble_of]))
     runs: dict[str, list[dict]] = {n: [] for n in names}
     ens_names = [f"{n} x{args.ensemble}" for n in args.ensemble_of] if args.ensemble else []
+    fold_ensembles = args.fold_ensemble_of if args.ensemble > 1 else []
+    ens_names += [f"{n} x{args.ensemble} folds{suffix}" for n in fold_ensembles
+                  for suffix in ("", "+calibrated")]
     for n in ens_names:
         runs[n] = []
     reference = {"mean predictor": [], "oracle": []}
@@ -179,6 +188,25 @@ def main(argv=None) -> int:
                                "fit_s": runs[base][-1]["fit_s"] + sum(f[1] for f in fits)})
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"(best member {min(member_scores):.4f})", flush=True)
+        for base in fold_ensembles:
+            # one fit gives both rows: the members' mean, and the mean calibrated on the
+            # out-of-fold predictions (the estimator's combination)
+            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble,
+                                          ensemble_split="folds",
+                                          ensemble_combine="calibrate")
+            test = exact.subset(split.test)
+            members = est.predict_members(test)
+            member_scores = [nrmse(y_test, p) for p in members.T]
+            for suffix, pred in (("", members.mean(1)), ("+calibrated", est.predict(test))):
+                name = f"{base} x{args.ensemble} folds{suffix}"
+                runs[name].append({"seed": seed, "nrmse": nrmse(y_test, pred),
+                                   "best_member_nrmse": min(member_scores),
+                                   "mean_member_nrmse": float(np.mean(member_scores)),
+                                   "member_nrmse": member_scores, "fit_s": seconds})
+                print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
+                      f"(best member {min(member_scores):.4f})", flush=True)
+            runs[f"{base} x{args.ensemble} folds+calibrated"][-1]["calibration"] = [
+                float(est.model_.weights.sum()), float(est.model_.intercept)]
         if args.out:  # every finished split is kept, should the run be stopped
             partial = {"args": dict(vars(args), partial=True), "runs": runs,
                        "reference": reference}

@@ -103,9 +103,65 @@ def test_ensemble_packages_and_validates(tmp_path):
 @pytest.mark.parametrize("kw, message", [
     ({"ensemble": 0}, "'ensemble' parameter"),
     ({"ensemble": 2, "ensemble_combine": "vote"}, "'ensemble_combine' parameter"),
-    ({"ensemble": 2, "ensemble_combine": "stack"}, "fits its weights on the validation"),
+    ({"ensemble": 2, "ensemble_combine": "stack"}, "fitted on the validation subjects"),
+    ({"ensemble": 2, "ensemble_combine": "calibrate"}, "fitted on the validation subjects"),
+    ({"ensemble": 2, "ensemble_split": "bags"}, "'ensemble_split' parameter"),
+    ({"ensemble_split": "folds"}, "set ensemble >= 2"),
+    ({"ensemble": 2, "ensemble_split": "folds", "ensemble_combine": "stack"},
+     "use ensemble_combine='calibrate'"),
+    ({"ensemble": 2, "ensemble_split": "folds", "groups": None}, "pass groups="),
+    ({"ensemble": 3, "ensemble_split": "folds", "groups": [0, 1] * 8}, "at least 3 subjects"),
 ])
 def test_bad_ensemble_options(kw, message):
-    X, y, _ = _data(n=16)
+    X, y, groups = _data(n=16)
+    groups = kw.pop("groups", groups)
     with pytest.raises(ValueError, match=message):
-        _est(**kw).fit(X, y)
+        _est(**kw).fit(X, y, groups=groups)
+
+
+def test_fold_members_hold_out_one_subject_fold_each_and_predict_it():
+    from eegattn.training.splits import subject_kfold
+
+    X, y, groups = _data()
+    est = _est(ensemble=4, ensemble_split="folds", seed=3).fit(X, y, groups=groups)
+    folds = list(subject_kfold(4, seed=3).split(X, groups=groups))
+    assert est.ensemble_folds_ == [np.unique(groups[v]).tolist() for _, v in folds]
+    assert sorted(s for fold in est.ensemble_folds_ for s in fold) == list(range(8))
+    assert est.valid_split_ == "folds" and est.n_train_ == len(X)
+    # member k is the model trained with seed 3 + k on the other folds alone
+    held_out = folds[2][1]
+    single = _est(seed=5).fit(np.delete(X, held_out, 0), np.delete(y, held_out))
+    for key, value in single.model_.state_dict().items():
+        assert torch.equal(est.model_.members[2].state_dict()[key], value)
+    np.testing.assert_allclose(est.oof_predictions_[held_out], single.predict(X[held_out]),
+                               rtol=1e-5, atol=1e-6)
+    assert np.isfinite(est.oof_predictions_).all()
+    members = est.predict_members(X[:6])
+    assert members.shape == (6, 4)
+    np.testing.assert_allclose(est.predict(X[:6]), members.mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_calibrated_folds_fit_slope_and_intercept_on_out_of_fold_predictions():
+    X, y, groups = _data()
+    est = _est(ensemble=2, ensemble_split="folds", ensemble_combine="calibrate",
+               seed=1).fit(X, y, groups=groups)
+    slope, intercept = stack_weights(est.oof_predictions_[:, None], y)
+    np.testing.assert_allclose(est.model_.weights.numpy(), [slope[0] / 2] * 2, rtol=1e-5)
+    assert float(est.model_.intercept) == pytest.approx(intercept, rel=1e-5)
+    members = est.predict_members(X[:5])
+    np.testing.assert_allclose(est.predict(X[:5]), members.mean(1) * slope[0] + intercept,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_calibrated_seed_ensemble_fits_on_the_validation_subjects():
+    X, y, groups = _data()
+    est = _est(ensemble=2, ensemble_combine="calibrate", valid_fraction=0.25,
+               early_stopping=True, patience=1).fit(X, y, groups=groups)
+    weights = est.model_.weights.numpy()
+    assert weights[0] == weights[1] and est.oof_predictions_ is None
+
+
+def test_single_model_predict_members_is_one_column():
+    X, y, _ = _data(n=32)
+    est = _est(max_epochs=1).fit(X, y)
+    np.testing.assert_array_equal(est.predict_members(X[:3])[:, 0], est.predict(X[:3]))

@@ -171,12 +171,15 @@ def test_modelling_options_reach_the_pipeline(monkeypatch):
     monkeypatch.setattr(pipeline, "run_challenge", lambda challenge, **kw: seen.update(kw))
     assert main(["train", "--challenge", "1", "--head", "distribution", "--augment",
                  "time_shift", "mixup", "--context", "0.25", "--ensemble", "3",
-                 "--ensemble-combine", "stack", "--test-fraction", "0.3"]) == 0
+                 "--ensemble-combine", "calibrate", "--ensemble-split", "folds",
+                 "--test-fraction", "0.3"]) == 0
     assert seen["head"] == "distribution" and seen["augment"] == ["time_shift", "mixup"]
     assert seen["context_s"] == 0.25 and seen["ensemble"] == 3
-    assert seen["ensemble_combine"] == "stack" and seen["test_fraction"] == 0.3
+    assert seen["ensemble_combine"] == "calibrate" and seen["test_fraction"] == 0.3
+    assert seen["ensemble_split"] == "folds"
     assert main(["train", "--challenge", "1"]) == 0
     assert seen["head"] is None and seen["augment"] is None and seen["ensemble"] == 1
+    assert seen["ensemble_split"] == "seeds"
 
 
 def test_resume_names_the_real_flag_and_run_args_are_stored_as_json(tmp_path, capsys):

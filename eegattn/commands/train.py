@@ -56,11 +56,16 @@ def add_arguments(parser, challenge=None):
                         "each side (default 0.2 with time_shift/time_scale); the test uses "
                         "the exact +0.5..+2.5 s windows")
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
-                        help="train K members (seeds seed..seed+K-1, one split) and combine "
-                        "them into one model: one run folder, one submission module")
-    parser.add_argument("--ensemble-combine", choices=("mean", "stack"), default="mean",
-                        help="mean of the members, or non-negative weights + intercept fitted "
-                        "on the validation subjects' predictions")
+                        help="train K members and combine them into one model: one run "
+                        "folder, one submission module")
+    parser.add_argument("--ensemble-split", choices=("seeds", "folds"), default="seeds",
+                        help="members differ by seed on one split (seeds..seed+K-1), or each "
+                        "holds out one of K subject folds (out-of-fold predictions)")
+    parser.add_argument("--ensemble-combine", choices=("mean", "stack", "calibrate"),
+                        default="mean",
+                        help="mean of the members; non-negative weights + intercept fitted on "
+                        "the validation subjects (seeds); or the mean times a slope plus an "
+                        "intercept fitted on held-out predictions (out-of-fold with folds)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="the training forward pass in float32 (default) or under bf16 "
                         "autocast (GPUs with bf16 tensor cores)")
@@ -166,6 +171,7 @@ def run(args):
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
+                ensemble_split=args.ensemble_split,
                 precision=args.precision, tasks=args.tasks, trial_rule=args.trial_rule,
             )
     except TrainingInterrupted as stop:

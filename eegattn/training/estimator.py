@@ -113,6 +113,12 @@ __all__ = [
 _FINITE_CHUNK_BYTES = 64 * 1024**2
 
 
+#: how ensemble members differ, and how they are combined (``ensemble_split`` /
+#: ``ensemble_combine``; ``eegattn train --ensemble-split / --ensemble-combine``)
+ENSEMBLE_SPLITS = ("seeds", "folds")
+ENSEMBLE_COMBINES = ("mean", "stack", "calibrate")
+
+
 class SubjectLeakageWarning(UserWarning):
     """Early stopping validates on windows of the training subjects, so it is optimistic.
 
@@ -421,6 +427,21 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         weights when training ends.
     lora_options : dict | None
         ``r`` (rank, 8), ``alpha`` (16), ``dropout`` (0.0) of the LoRA adapters.
+    ensemble : int
+        Members to train (1: a single model). Members go through the training loop one after
+        another, each with its own early stopping, and become one module
+        (:class:`~eegattn.models.ensemble.MeanEnsemble`): one run folder, one submission.
+    ensemble_split : {"seeds", "folds"}
+        How members differ. ``"seeds"``: seeds ``seed .. seed + K - 1`` on one training /
+        validation split. ``"folds"``: K subject folds of the training data (needs
+        ``groups``); member k trains on the other folds and validates (early stopping) on
+        fold k, so every window gets an out-of-fold prediction (``oof_predictions_``) and
+        every subject trains K - 1 members; ``valid_fraction`` plays no part.
+    ensemble_combine : {"mean", "stack", "calibrate"}
+        ``"mean"`` of the members; ``"stack"``: non-negative weights and an intercept fitted
+        on the validation subjects' member predictions (seeds only); ``"calibrate"``: the
+        mean times a slope plus an intercept, fitted on the validation subjects (seeds) or on
+        the out-of-fold predictions (folds).
     num_workers : int | None
         Worker processes gathering training batches through a ``torch.utils.data``
         DataLoader (prefetched; pinned memory on CUDA); 0 gathers them in this process.
@@ -438,9 +459,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
     model_ : nn.Module (eval mode, on ``device_``); history_ : list of per-epoch dicts
     (epoch, train_loss, valid_loss, valid_nrmse, lr, duration_s); n_chans_, n_times_ (window
     length seen in fit); input_n_times_ (model input length); sfreq_; n_outputs_ (1);
-    n_train_, n_valid_; valid_split_ ("subject", "window" or None); valid_subjects_ (list or
-    None); best_epoch_; n_epochs_; stopped_early_; device_ (str); challenge_, cache_key_ (from
-    a WindowSet, else None); resumed_from_ ((epoch, step) or None); seed_;
+    n_train_, n_valid_; valid_split_ ("subject", "window", "folds" or None); valid_subjects_
+    (list or None); best_epoch_; n_epochs_; stopped_early_; device_ (str); challenge_,
+    cache_key_ (from a WindowSet, else None); resumed_from_ ((epoch, step) or None); seed_;
+    ensemble_members_ (members' specs, or None); members_best_epoch_; ensemble_folds_ (the
+    held-out subjects of each member with ``ensemble_split="folds"``, else None);
+    oof_predictions_ ((n,) out-of-fold predictions with folds, else None);
     output_bias_initialized_ (whether ``init_output_bias`` found a layer to set);
     init_report_ (what ``init`` loaded: kind, tensors loaded of the model's, or None);
     n_trainable_ (parameters that trained, adapters included);
@@ -511,6 +535,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         crop_anchor=None,
         ensemble=1,
         ensemble_combine="mean",
+        ensemble_split="seeds",
         num_workers=None,
         precision="float32",
     ):
@@ -543,6 +568,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.crop_anchor = crop_anchor
         self.ensemble = ensemble
         self.ensemble_combine = ensemble_combine
+        self.ensemble_split = ensemble_split
         self.num_workers = num_workers
         self.precision = precision
 
@@ -581,11 +607,22 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             raise InvalidParameterError(
                 "mixup mixes two response times into one, but the distribution head's target "
                 "would need both peaks; use another augmentation or head")
-        check_option("ensemble_combine", self.ensemble_combine, ("mean", "stack"))
-        if self.ensemble_combine == "stack" and self.valid_fraction == 0:
+        check_option("ensemble_combine", self.ensemble_combine, ENSEMBLE_COMBINES)
+        check_option("ensemble_split", self.ensemble_split, ENSEMBLE_SPLITS)
+        folds = self.ensemble_split == "folds"
+        if folds and self.ensemble < 2:
             raise InvalidParameterError(
-                "ensemble_combine='stack' fits its weights on the validation subjects; set "
-                "valid_fraction > 0 or use 'mean'")
+                "ensemble_split='folds' trains one member per subject fold; set ensemble >= 2")
+        if folds and self.ensemble_combine == "stack":
+            raise InvalidParameterError(
+                "with ensemble_split='folds' each window has one out-of-fold prediction, not "
+                "one per member, so there is nothing to weigh; use ensemble_combine="
+                "'calibrate' (a slope and intercept on the out-of-fold predictions) or 'mean'")
+        if not folds and self.ensemble_combine != "mean" and self.valid_fraction == 0:
+            raise InvalidParameterError(
+                f"ensemble_combine={self.ensemble_combine!r} is fitted on the validation "
+                "subjects; set valid_fraction > 0, use ensemble_split='folds' (out-of-fold "
+                "predictions) or 'mean'")
         if self.crop_anchor is not None and self.crop_n_times is None:
             raise InvalidParameterError(
                 "crop_anchor is the crop start of the exact window inside longer windows; "
@@ -603,7 +640,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_option("loss", self.loss, LOSSES)
         check_positive_number(self.max_grad_norm, "max_grad_norm", allow_none=True)
         check_fraction(self.valid_fraction, "valid_fraction", low_inclusive=True)
-        if self.early_stopping and self.valid_fraction == 0:
+        # subject folds are their members' validation sets: valid_fraction plays no part
+        if self.early_stopping and self.valid_fraction == 0 and not folds:
             raise InvalidParameterError(
                 "early_stopping=True needs a validation split; set valid_fraction > 0 or "
                 "early_stopping=False"
@@ -742,10 +780,17 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             seed = int(np.random.SeedSequence().entropy % (2**31))
         seed = int(dist.broadcast_object(seed))  # seed=None: every process uses rank 0's draw
 
-        train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
-        if len(train_idx) < 2:
+        if self.ensemble_split == "folds":
+            member_splits = self._folds(n, groups, seed, n_members)
+            train_idx, valid_idx = np.arange(n), np.zeros(0, dtype=np.int64)
+            split_kind, valid_subjects = "folds", None
+        else:
+            train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
+            member_splits = [(train_idx, valid_idx)] * n_members
+        if min(len(t) for t, _ in member_splits) < 2:
             raise ValueError(
-                f"only {len(train_idx)} training window(s) after the validation split; "
+                f"only {min(len(t) for t, _ in member_splits)} training window(s) after the "
+                "validation split; "
                 "use more data or a smaller valid_fraction"
             )
 
@@ -768,22 +813,26 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         member_specs = [{"model": model_spec(self.model),
                          "model_options": dict(self.model_options or {})}] * n_members
         members, runs = [], []
-        for k in range(n_members):
-            # an ensemble's members: seeds seed, seed + 1, ...; one split; own checkpoints
+        for k, (member_train, member_valid) in enumerate(member_splits):
+            # an ensemble's members: seeds seed, seed + 1, ...; one split each (the same one,
+            # or subject fold k held out); own checkpoints
             member_seed = seed + k
             member_settings = dataclasses.replace(settings, checkpoint_dir=member_dirs[k])
             member_state = member_states[k]
             if n_members > 1 and self.verbose and dist.is_main:
-                print(f"ensemble member {k + 1}/{n_members} (seed {member_seed})", flush=True)
+                held_out = "" if split_kind != "folds" else f", subject fold {k + 1} held out"
+                print(f"ensemble member {k + 1}/{n_members} (seed {member_seed}{held_out})",
+                      flush=True)
             module, run, bias_initialized, init_report, n_trainable = self._train_member(
-                member_settings, member_state, member_seed, X, y, groups, train_idx,
-                valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
+                member_settings, member_state, member_seed, X, y, groups, member_train,
+                member_valid, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
                 fingerprint, init_source, warn=k == 0)
             members.append(module)
             runs.append(run)
+        oof = None
         if n_members > 1:
-            module = self._combine(members, member_specs, X, y, valid_idx, crop,
-                                   n_chans, input_n_times, sfreq, seed, device)
+            module, oof = self._combine(members, member_specs, member_splits, X, y, crop,
+                                        n_chans, input_n_times, sfreq, seed, device)
             history = [{"member": k, **record} for k, r in enumerate(runs)
                        for record in r.history]
             run = runs[0]
@@ -806,6 +855,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.n_epochs_ = len(run.history) if n_members == 1 else None
         self.members_best_epoch_ = [r.best_epoch for r in runs]
         self.ensemble_members_ = member_specs if n_members > 1 else None
+        self.ensemble_folds_ = (None if split_kind != "folds" else
+                                [np.unique(groups[v]).tolist() for _, v in member_splits])
+        self.oof_predictions_ = oof
         self.stopped_early_ = run.stopped_early
         self.device_ = str(device)
         self.challenge_ = info.get("challenge")
@@ -855,10 +907,30 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             module = finish_finetune(module)
         return module, run, bias_initialized, init_report, n_trainable
 
-    def _combine(self, members, specs, X, y, valid_idx, crop, n_chans, input_n_times, sfreq,
-                 seed, device):
-        """The members as one :class:`~eegattn.models.ensemble.MeanEnsemble` (the mean, or
-        the stacker fitted on the validation subjects' predictions)."""
+    def _folds(self, n: int, groups, seed: int, k: int) -> list:
+        """(train_idx, valid_idx) of ``k`` subject folds, shuffled by ``seed``."""
+        from eegattn.training.splits import subject_kfold
+
+        if groups is None:
+            raise ValueError(
+                "ensemble_split='folds' holds out subjects; pass groups= (one subject id per "
+                "window) or a WindowSet, or use ensemble_split='seeds'")
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups has shape {groups.shape} but X has {n} windows; give "
+                             "one subject id per window")
+        n_subjects = np.unique(groups).size
+        if n_subjects < k:
+            raise ValueError(
+                f"ensemble={k} subject folds need at least {k} subjects, got {n_subjects}; "
+                "use fewer members or ensemble_split='seeds'")
+        return list(subject_kfold(k, seed=seed).split(np.zeros(n), groups=groups))
+
+    def _combine(self, members, specs, member_splits, X, y, crop, n_chans, input_n_times,
+                 sfreq, seed, device):
+        """The members as one :class:`~eegattn.models.ensemble.MeanEnsemble` (the mean, the
+        stacker or the calibrated mean, fitted on held-out predictions), and the out-of-fold
+        predictions (n,) with subject folds (else None)."""
         from eegattn.models.ensemble import stack_weights
 
         with torch.random.fork_rng(devices=[]):  # building draws weights; keep the caller's
@@ -867,12 +939,29 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         for target, member in zip(ensemble.members, members, strict=True):
             target.load_state_dict(member.state_dict())
         ensemble.to(device)
+
+        def predict(member, idx):  # the exact window of held-out windows
+            offsets = eval_offsets(len(idx), X.shape[2], crop, self.crop_anchor, seed)
+            return predict_module(member, X, idx, offsets, crop, int(self.batch_size), device)
+
+        k = len(members)
+        oof = None
+        if self.ensemble_split == "folds":  # each window from the member that never saw it
+            oof = np.full(len(y), np.nan, dtype=np.float32)
+            for member, (_, idx) in zip(members, member_splits, strict=True):
+                oof[idx] = predict(member, idx)
+            held_out, y_held = oof[:, None], y
+        elif self.ensemble_combine != "mean":  # every member on the validation subjects
+            idx = member_splits[0][1]
+            held_out = np.stack([predict(m, idx) for m in members], 1)
+            y_held = y[idx]
         if self.ensemble_combine == "stack":
-            offsets = eval_offsets(len(valid_idx), X.shape[2], crop, self.crop_anchor, seed)
-            preds = np.stack([predict_module(m, X, valid_idx, offsets, crop,
-                                             int(self.batch_size), device) for m in members], 1)
-            ensemble.set_combination(*stack_weights(preds, y[valid_idx]))
-        return ensemble
+            ensemble.set_combination(*stack_weights(held_out, y_held))
+        elif self.ensemble_combine == "calibrate":
+            # one input, the mean (or the out-of-fold prediction): slope >= 0 and intercept
+            (slope,), intercept = stack_weights(held_out.mean(1, keepdims=True), y_held)
+            ensemble.set_combination(np.full(k, slope / k), intercept)
+        return ensemble, oof
 
     # ------------------------------------------------------------------ predict
 
@@ -883,6 +972,20 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         (:func:`seeded_crop_offsets` with ``seed``); windows of exactly the input length are
         used as they are.
         """
+        X, offsets, crop, device = self._predict_inputs(X)
+        return predict_module(self.model_, X, np.arange(X.shape[0]), offsets, crop,
+                              int(self.batch_size), device)
+
+    def predict_members(self, X) -> np.ndarray:
+        """Each ensemble member's predictions (n, K) before they are combined (K = 1 for a
+        single model): their spread says how much the members disagree on a window."""
+        X, offsets, crop, device = self._predict_inputs(X)
+        members = getattr(self.model_, "members", [self.model_])
+        return np.stack([predict_module(m, X, np.arange(X.shape[0]), offsets, crop,
+                                        int(self.batch_size), device) for m in members], 1)
+
+    def _predict_inputs(self, X):
+        """Checked windows, their crop offsets and length (None: as they are), the device."""
         check_is_fitted(self, "model_")
         X, _, _, _ = unpack_windows(X)
         if self.crop_n_times is None:
@@ -901,10 +1004,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 f"{self.input_n_times_}-sample windows as they are)")
         offsets = eval_offsets(n, X.shape[2], self.input_n_times_, self.crop_anchor,
                                self.seed_)
-        crop = None if offsets is None else self.input_n_times_
-        return predict_module(
-            self.model_, X, np.arange(n), offsets, crop, int(self.batch_size), device
-        )
+        return X, offsets, None if offsets is None else self.input_n_times_, device
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """R² of ``predict(X)`` (scikit-learn's regressor convention); y may come from X."""

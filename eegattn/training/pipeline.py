@@ -228,6 +228,13 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
         subjects = _count_subjects(root, names, mini)
     if subjects is not None and not test_release:
         _check_subject_counts(subjects, test_fraction, valid_fraction)
+        folds = int(estimator_params.get("ensemble", 1) or 1)
+        train_pool = subjects - max(1, int(round(test_fraction * subjects)))
+        if estimator_params.get("ensemble_split") == "folds" and train_pool < folds:
+            raise ValueError(
+                f"--ensemble {folds} subject folds need {folds} training subjects, but "
+                f"{subjects} subject(s) leave {train_pool} after the test split; use fewer "
+                "members, more subjects, or --ensemble-split seeds")
     if isinstance(model, str) and ":" not in model:
         from eegattn.models import available_models
 
@@ -306,6 +313,7 @@ def run_challenge(
     context_s: float | None = None,
     ensemble: int = 1,
     ensemble_combine: str = "mean",
+    ensemble_split: str = "seeds",
     precision: str = "float32",
     tasks=None,
     trial_rule: str | None = None,
@@ -387,7 +395,8 @@ def run_challenge(
                             checkpoint_every=checkpoint_every, seed=seed, init=init,
                             finetune=finetune, lora_options=lora_options,
                             augment=augment, crop_anchor=crop_anchor, ensemble=ensemble,
-                            ensemble_combine=ensemble_combine, precision=precision,
+                            ensemble_combine=ensemble_combine,
+                            ensemble_split=ensemble_split, precision=precision,
                             crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
                                 200 if context_s else None))
     checked = check_challenge_options(
