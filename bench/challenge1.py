@@ -185,6 +185,7 @@ def main(argv=None) -> int:
                                "best_member_nrmse": min(member_scores),
                                "mean_member_nrmse": float(np.mean(member_scores)),
                                "member_nrmse": member_scores,
+                               **offsets(y_test, np.mean(members, 0), np.stack(members, 1)),
                                "fit_s": runs[base][-1]["fit_s"] + sum(f[1] for f in fits)})
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"(best member {min(member_scores):.4f})", flush=True)
@@ -202,7 +203,8 @@ def main(argv=None) -> int:
                 runs[name].append({"seed": seed, "nrmse": nrmse(y_test, pred),
                                    "best_member_nrmse": min(member_scores),
                                    "mean_member_nrmse": float(np.mean(member_scores)),
-                                   "member_nrmse": member_scores, "fit_s": seconds})
+                                   "member_nrmse": member_scores, "fit_s": seconds,
+                                   **offsets(y_test, pred, members)})
                 print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                       f"(best member {min(member_scores):.4f})", flush=True)
             runs[f"{base} x{args.ensemble} folds+calibrated"][-1]["calibration"] = [
@@ -214,6 +216,21 @@ def main(argv=None) -> int:
 
     result = {"args": vars(args), "runs": runs, "reference": reference}
     return report(result, args.out)
+
+
+def offsets(y, pred, members) -> dict:
+    """How much of an ensemble's and its members' test error is one constant offset: the mean
+    error, and NRMSE with each prediction's own mean error removed (members (n, K))."""
+    import numpy as np
+
+    from eegattn.training.metrics import nrmse
+
+    def centred(p):
+        return nrmse(y, p - np.mean(p - y))
+
+    return {"offset": float(np.mean(pred - y)), "nrmse_centred": centred(pred),
+            "member_offset": [float(np.mean(p - y)) for p in members.T],
+            "member_nrmse_centred": [centred(p) for p in members.T]}
 
 
 def summarise(runs: dict, reference: dict) -> tuple[dict, list]:

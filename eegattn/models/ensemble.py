@@ -1,15 +1,17 @@
 """An ensemble of registry models as one module: a weighted sum of the members' predictions.
 
 ``EEGAttentionRegressor(ensemble=K)`` (``eegattn train --ensemble K``) trains K members with
-seeds ``seed, seed + 1, ...`` on the same split, each through the training loop with its own
-early stopping, and combines them here; the run folder stores the ensemble as the model
-``"ensemble"`` with its members' specs, so ``load_run`` rebuilds it and the submission
-packager traces it into one torch-only module (K times a member's inference time).
+seeds ``seed, seed + 1, ...`` on the same split, or one per held-out subject fold
+(``ensemble_split="folds"``), each through the training loop with its own early stopping,
+and combines them here; the run folder stores the ensemble as the model ``"ensemble"`` with
+its members' specs, so ``load_run`` rebuilds it and the submission packager traces it into
+one torch-only module (K times a member's inference time).
 
-Combination: the mean (weights 1/K, intercept 0), or a linear stacker fitted on the members'
+Combination: the mean (weights 1/K, intercept 0); a linear stacker fitted on the members'
 predictions for the validation subjects (non-negative weights and an intercept, by
-``scipy.optimize.nnls``): those subjects took no part in any member's gradient steps, only in
-its early stopping.
+``scipy.optimize.nnls``: those subjects took no part in any member's gradient steps, only in
+its early stopping); or the mean calibrated by a slope and an intercept fitted the same way
+on held-out predictions (weights slope/K), out-of-fold ones with subject folds.
 
 Shapes: (b, n_chans, n_times) -> (b, 1).
 """
