@@ -176,3 +176,28 @@ def test_time_head_runs_package_and_validate(tmp_path):
                                     check_batch_sizes=(1, 3))
         report = validate_submission(packed.path, batch_sizes=(1, 4), timing_batch=None)
     assert report.ok, report  # loaded and run in a clean interpreter without eegattn
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_run_folders_from_before_the_kernel_load_as_kernel_1(tmp_path, ensemble):
+    from eegattn.training.runs import CONFIG_NAME, create_run_dir, load_run, save_run
+
+    # what such a run saved: kernel-1 weights, and options that do not name the kernel
+    options = {**SMALL["lightweight_fast"], "head": "softargmax"}
+    torch.manual_seed(0)
+    model = build_model("lightweight_fast", **options, head_options={"kernel": 1})
+    name, saved = "lightweight_fast", options
+    if ensemble:
+        member = {"model": name, "model_options": options}
+        model = build_model("ensemble", members=[
+            {"model": name, "model_options": {**options, "head_options": {"kernel": 1}}}] * 2)
+        name, saved = "ensemble", {"members": [member, member]}
+    run = create_run_dir(tmp_path, "old")
+    save_run(run, model, config={"model": name, "model_options": saved})
+    assert "kernel" not in (run / CONFIG_NAME).read_text()
+    with pytest.warns(UserWarning, match="before time heads read a span"):
+        loaded, config = load_run(run)
+    x = volts(2)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    assert "'kernel': 1" in repr(config["model_options"])
+    assert "kernel" not in (run / CONFIG_NAME).read_text()  # the folder is left as it was

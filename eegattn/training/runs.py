@@ -329,8 +329,16 @@ def load_run(run_dir, *, device: str = "cpu"):
         raise ValueError(damaged) from exc
     if not isinstance(state, dict):
         raise ValueError(damaged)
+    options = config.get("model_options") or {}
+    if any(k == "token_logit.weight" or k.endswith(".token_logit.weight") for k in state):
+        # a time head saved before heads read a span of tokens: its kernel was 1
+        old = _time_head_kernel_1(config["model"], options)
+        if old != options:
+            warnings.warn(f"{run_dir} was trained before time heads read a span of tokens; "
+                          "loading its head as head_options={'kernel': 1}", stacklevel=2)
+            options = config["model_options"] = old
     model = instantiate_model(
-        config["model"], config.get("model_options") or {}, n_chans=int(config["n_chans"]),
+        config["model"], options, n_chans=int(config["n_chans"]),
         n_times=int(config["n_times"]), sfreq=float(config["sfreq"]),
         n_outputs=int(config["n_outputs"]),
     )
@@ -341,3 +349,17 @@ def load_run(run_dir, *, device: str = "cpu"):
             f"{weights_path} does not match the model described in config.json: {exc}"
         ) from exc
     return model.to(dev).eval(), config
+
+
+def _time_head_kernel_1(model: str, options: dict) -> dict:
+    """``options`` with ``head_options["kernel"] = 1`` wherever no kernel is given (every
+    member of an ensemble): the time heads' layout before the kernel option existed."""
+    if model == "ensemble":
+        members = [{**m, "model_options": _time_head_kernel_1(m["model"],
+                                                              m.get("model_options") or {})}
+                   for m in options.get("members", [])]
+        return {**options, "members": members}
+    head_options = options.get("head_options") or {}
+    if "kernel" in head_options:
+        return options
+    return {**options, "head_options": {**head_options, "kernel": 1}}
