@@ -373,7 +373,10 @@ def merge(paths: list[str], out: str | None) -> int:
         for name, part_cells in part["runs"].items():
             for cell in part_cells:
                 cells.setdefault(name, {}).setdefault(cell["seed"], cell)
-    merged = {"args": dict(parts[0]["args"], seeds=seeds, merged_from=paths, partial=False),
+    # a merged file's own sources stand in for it, so the list names every run's file
+    sources = [q for p, part in zip(paths, parts, strict=True)
+               for q in part["args"].get("merged_from") or [p]]
+    merged = {"args": dict(parts[0]["args"], seeds=seeds, merged_from=sources, partial=False),
               "runs": {name: [by_seed[s] for s in seeds if s in by_seed]
                        for name, by_seed in cells.items()},
               "reference": {name: [by_seed[s] for s in seeds]

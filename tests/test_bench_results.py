@@ -66,3 +66,9 @@ def test_merge_matches_cells_by_split(bench_dir, tmp_path, capsys):
     assert eegnex["beats_ridge_every_split"] is False
     assert merged["reference"]["oracle"] == pytest.approx([0.62, 0.621])
     assert "eegnex (1 splits)" in capsys.readouterr().out
+    assert merged["args"]["merged_from"] == ["a.json", "b.json"]
+    # merging into a merged file keeps the names of every run's file
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(_run([22], ["fast"])))
+    assert challenge1.merge([str(out), str(c)], str(out)) == 0
+    assert json.loads(out.read_text())["args"]["merged_from"] == ["a.json", "b.json", "c.json"]
