@@ -159,6 +159,9 @@ def format_table(challenge: int, model: str, metrics: dict) -> str:
     if "per_subject_nrmse" in metrics:
         lines.append(f"| model, per-subject aggregate (not official) | "
                      f"{metrics['per_subject_nrmse']:.4f} |")
+    if metrics.get("out_of_fold_nrmse") is not None:  # not held out: the training subjects
+        lines.append(f"| ensemble members out of fold, training subjects (not the test) | "
+                     f"{metrics['out_of_fold_nrmse']:.4f} |")
     return "\n".join(lines)
 
 
@@ -483,6 +486,10 @@ def run_challenge(
         _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor)
         if linear_baseline and model != "ridge"
         else None)
+    if est.oof_predictions_ is not None:  # subject folds: a cross-validated training score
+        from eegattn.training.metrics import nrmse
+
+        metrics["out_of_fold_nrmse"] = float(nrmse(train_ws.y, est.oof_predictions_))
     metrics["best_epoch"] = est.best_epoch_
     metrics["n_epochs"] = est.n_epochs_
     metrics["n_train_windows"] = int(est.n_train_)
@@ -497,7 +504,9 @@ def run_challenge(
         "test_release": test_release,
         "data": "synthetic" if synthetic else "local",
         "split": {"train": train_subjects, "valid": valid_subjects, "test": test_subjects,
-                  "seed": seed},
+                  "seed": seed,
+                  **({"folds": [sorted(map(str, fold)) for fold in est.ensemble_folds_]}
+                     if est.ensemble_folds_ else {})},
         **({"tasks": {"train": train_tasks, "test": CCD_TASK}} if train_tasks else {}),
         **({"trial_rule": load_options.get("trial_rule") or DEFAULT_TRIAL_RULE}
            if challenge == 1 else {}),

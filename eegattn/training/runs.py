@@ -187,6 +187,7 @@ def _describe_estimator(est) -> tuple:
         "valid_split": {
             "kind": getattr(est, "valid_split_", None),
             "valid_subjects": getattr(est, "valid_subjects_", None),
+            "folds": getattr(est, "ensemble_folds_", None),
             "n_train": getattr(est, "n_train_", None),
             "n_valid": getattr(est, "n_valid_", None),
             "best_epoch": getattr(est, "best_epoch_", None),
