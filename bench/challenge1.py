@@ -245,7 +245,7 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
         scores = np.array([c["nrmse"] for c in cells])
         seeds = [c["seed"] for c in cells]
         diff = scores - np.array([base[s] for s in seeds])
-        se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        se = _se(diff)
         fit = [c["fit_s"] for c in cells if "fit_s" in c]
         wps = [c["train_windows_per_s"] for c in cells if "train_windows_per_s" in c]
         entry = {"mean_nrmse": float(scores.mean()), "per_split": scores.tolist(),
@@ -256,9 +256,12 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
         if cells and "best_member_nrmse" in cells[0]:
             gain = np.array([c["best_member_nrmse"] for c in cells]) - scores
             entry.update(gain_over_best_member=float(gain.mean()),
-                         gain_over_best_member_se=float(gain.std(ddof=1) / math.sqrt(
-                             len(gain))) if len(gain) > 1 else float("nan"),
+                         gain_over_best_member_se=_se(gain),
                          beats_best_member=int((gain > 0).sum()))
+        if cells and "mean_member_nrmse" in cells[0]:  # what averaging gained: diversity
+            gain = np.array([c["mean_member_nrmse"] for c in cells]) - scores
+            entry.update(gain_over_mean_member=float(gain.mean()),
+                         gain_over_mean_member_se=_se(gain))
         summary[name] = entry
         per_split = dict(zip(seeds, scores, strict=True))
         rows.append([name if len(seeds) == len(base) else f"{name} ({len(seeds)} splits)",
@@ -273,6 +276,14 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
         rows.append([name, f"{np.mean(values):.4f}", " / ".join(f"{v:.3f}" for v in values),
                      "-", "-", "-", "-"])
     return summary, rows
+
+
+def _se(values) -> float:
+    """Standard error of the mean (nan for one value)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
 def _beats_every_split(name: str, cells: list[dict], ridge: dict | None) -> bool | None:
@@ -296,7 +307,10 @@ def report(result: dict, out: str | None) -> int:
     for name, entry in ensembles.items():
         print(f"{name}: {entry['gain_over_best_member']:+.4f} "
               f"({entry['gain_over_best_member_se']:.4f}) better than its best member, on "
-              f"{entry['beats_best_member']}/{len(entry['per_split'])} splits")
+              f"{entry['beats_best_member']}/{len(entry['per_split'])} splits"
+              + (f"; {entry['gain_over_mean_member']:+.4f} "
+                 f"({entry['gain_over_mean_member_se']:.4f}) better than its mean member"
+                 if "gain_over_mean_member" in entry else ""))
     if out:
         common.write_json(out, result, indent=2)
         print(f"\nwrote {out}")
