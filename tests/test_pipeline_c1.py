@@ -51,6 +51,7 @@ def test_fold_ensemble_run_records_its_folds_and_out_of_fold_score(tmp_path):
     assert config["split"]["valid"] == [] and config["model"] == "ensemble"
     assert 0 < result.metrics["out_of_fold_nrmse"] < 5
     assert "out of fold" in result.table
+    assert "model: lightweight_fast, ensemble of 2 (folds)" in result.table
 
 
 def test_fold_ensemble_needs_as_many_training_subjects_as_members(tmp_path):

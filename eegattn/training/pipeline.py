@@ -515,7 +515,8 @@ def run_challenge(
     # a resumed run may have been stopped after these files were written: rewrite them
     save_run(run_dir, est, config=config, metrics=metrics, force=bool(resume))
     files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
-    table = format_table(challenge, model, metrics)
+    label = model if ensemble == 1 else f"{model}, ensemble of {ensemble} ({ensemble_split})"
+    table = format_table(challenge, label, metrics)
     from eegattn.utils.io import write_text_atomic
 
     write_text_atomic(run_dir / "results.md", table + "\n")
