@@ -230,14 +230,9 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
     else:
         subjects = _count_subjects(root, names, mini)
     if subjects is not None and not test_release:
-        _check_subject_counts(subjects, test_fraction, valid_fraction)
-        folds = int(estimator_params.get("ensemble", 1) or 1)
-        train_pool = subjects - max(1, int(round(test_fraction * subjects)))
-        if estimator_params.get("ensemble_split") == "folds" and train_pool < folds:
-            raise ValueError(
-                f"--ensemble {folds} subject folds need {folds} training subjects, but "
-                f"{subjects} subject(s) leave {train_pool} after the test split; use fewer "
-                "members, more subjects, or --ensemble-split seeds")
+        folds = (int(estimator_params.get("ensemble", 1) or 1)
+                 if estimator_params.get("ensemble_split") == "folds" else 0)
+        _check_subject_counts(subjects, test_fraction, valid_fraction, folds)
     if isinstance(model, str) and ":" not in model:
         from eegattn.models import available_models
 
@@ -264,11 +259,17 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
     return {"releases": names, "test_release": test_release}
 
 
-def _check_subject_counts(n: int, test_fraction: float, valid_fraction: float) -> None:
+def _check_subject_counts(n: int, test_fraction: float, valid_fraction: float,
+                          folds: int = 0) -> None:
     """The test split, the early-stopping split of the rest and training each need subjects
-    (the same rounding as ``subject_split``)."""
+    (the same rounding as ``subject_split``); ``folds`` subject folds need one each."""
     n_test = max(1, int(round(test_fraction * n)))
     pool = n - n_test
+    if pool < folds:
+        raise ValueError(
+            f"--ensemble {folds} subject folds need {folds} training subjects, but {n} "
+            f"subject(s) leave {pool} after the test split; use fewer members, more subjects, "
+            "or --ensemble-split seeds")
     n_valid = 0 if valid_fraction == 0 else max(1, int(round(valid_fraction * pool)))
     if n_test < 2 or pool - n_valid < 1:
         raise ValueError(
