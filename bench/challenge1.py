@@ -26,6 +26,7 @@ import math
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,11 +67,22 @@ CONFIGS = {
        for head in ("softargmax", "distribution") for k in (5, 9, 15, 25)},
     **{f"fast+{head}-k{k}": ("lightweight_fast", {"head": head, "head_options": {
         "kernel": k}}, {}) for head in ("softargmax", "distribution") for k in (5, 9, 15, 25)},
-    **{f"fast+distribution-k{k}+shift+scale+drop": (
-        "lightweight_fast", {"head": "distribution", "head_options": {"kernel": k}},
-        {"augment": ["time_shift", "time_scale", "channels_dropout"]}) for k in (9, 15, 25)},
+    **{f"fast+{head}-k{k}+shift+scale+drop": (
+        "lightweight_fast", {"head": head, "head_options": {"kernel": k}},
+        {"augment": ["time_shift", "time_scale", "channels_dropout"]})
+       for head in ("distribution", "softargmax") for k in (9, 15, 25)},
     "ridge": ("ridge", {}, {}),
     "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
+}
+
+#: mixes of member model options (``ensemble_mix``, entry k to member k mod len) for
+#: ``--mix-ensemble-of``; "time_heads": both time heads at kernels 9, 15 and 25, the default
+#: first, chosen on splits 10-11 with bench/ensemble_members.py (docs/benchmarks.md,
+#: "Ensembles of mixed time heads")
+MIXES = {
+    "time_heads": [{"head": head, "head_options": {"kernel": k}} for head, k in (
+        ("distribution", 15), ("softargmax", 15), ("distribution", 25), ("distribution", 9),
+        ("softargmax", 25))],
 }
 
 
@@ -87,6 +99,12 @@ def parse_args(argv=None):
                         help="also train --ensemble members of each named config on subject "
                         "folds (ensemble_split='folds') and score their mean and the mean "
                         "calibrated on the out-of-fold predictions")
+    parser.add_argument("--mix-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
+                        help="also train --ensemble members of each named config whose "
+                        "heads follow --mix (ensemble_mix; the config's augmentation) and "
+                        "score their mean")
+    parser.add_argument("--mix", default="time_heads", choices=list(MIXES),
+                        help="the members' model options of --mix-ensemble-of (MIXES)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--context", type=float, default=0.2)
@@ -102,12 +120,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.merge:
-        return merge(args.merge, args.out)
-    if args.from_log:
-        return from_logs(args, args.from_log)
+@dataclass
+class Data:
+    """Challenge-1 windows of the default synthetic release: ``exact`` (+0.5..+2.5 s),
+    ``wide`` (with ``context`` seconds each side, for label-moving augmentation), the exact
+    window's start inside the wide one (samples) and the oracle's predictions."""
+
+    exact: object
+    wide: object
+    anchor: int
+    oracle: object
+
+
+def load_data(args) -> Data:
+    """The release and its windows (generated and cached on first use), torch threads set."""
     import warnings
 
     import numpy as np
@@ -118,10 +144,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from eegattn.data.cache import load_challenge_windows
     from eegattn.data.synthetic import oracle_predict
-    from eegattn.training.estimator import EEGAttentionRegressor
-    from eegattn.training.metrics import nrmse
     from eegattn.training.pipeline import prepare_synthetic
-    from eegattn.training.splits import subject_split
 
     root = prepare_synthetic(["R5"], cache_dir=args.cache, n_subjects=args.n_subjects)
     windows_dir = Path(args.cache) / "windows"
@@ -129,29 +152,55 @@ def main(argv=None) -> int:
     wide = load_challenge_windows(1, root=root, cache_dir=windows_dir, progress=False,
                                   shift_after_stimulus_s=0.5 - args.context,
                                   window_s=2.0 + 2 * args.context)
-    anchor = int(round(args.context * exact.sfreq))
-    oracle_all = oracle_predict(Path(root) / "EEG2025r5", 1, X=np.asarray(exact.X),
-                                sfreq=exact.sfreq)
+    oracle = oracle_predict(Path(root) / "EEG2025r5", 1, X=np.asarray(exact.X),
+                            sfreq=exact.sfreq)
+    return Data(exact, wide, int(round(args.context * exact.sfreq)), oracle)
+
+
+def fit_config(data: Data, name: str, seed: int, split, *, epochs: int, batch: int, **extra):
+    """Train configuration ``name`` on the split's training subjects: its test predictions
+    (n,) or, with extra estimator options (an ensemble), the fitted estimator; fit seconds;
+    training windows/s."""
+    import numpy as np
+
+    from eegattn.training.estimator import EEGAttentionRegressor
+
+    model, model_options, est_options = CONFIGS[name]
+    est_options = {**est_options, **extra}
+    epochs = epochs * est_options.pop("epochs_factor", 1)
+    moving = bool(est_options.get("augment"))
+    train_ws = (data.wide.subset(np.flatnonzero(np.isin(data.wide.groups,
+                                                        split.train_subjects)))
+                if moving else data.exact.subset(split.train))
+    est = EEGAttentionRegressor(
+        model=model, model_options=model_options or None, max_epochs=epochs,
+        batch_size=batch, lr=1e-3, early_stopping=False, valid_fraction=0.0,
+        seed=seed, verbose=0, **est_options,
+        **({"crop_n_times": 200, "crop_anchor": data.anchor} if moving else {}))
+    start = time.perf_counter()
+    est.fit(train_ws)
+    seconds = time.perf_counter() - start
+    result = est if extra else est.predict(data.exact.subset(split.test))
+    return result, seconds, epochs * len(train_ws) / seconds
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
+    if args.from_log:
+        return from_logs(args, args.from_log)
+    import numpy as np
+
+    from eegattn.training.metrics import nrmse
+    from eegattn.training.splits import subject_split
+
+    data = load_data(args)
+    exact, oracle_all = data.exact, data.oracle
 
     def fit_predict(name, seed, split, **extra):
-        """Test predictions (n,) or, with extra estimator options (an ensemble), the fitted
-        estimator; fit seconds; training windows/s."""
-        model, model_options, est_options = CONFIGS[name]
-        est_options = {**est_options, **extra}
-        epochs = args.epochs * est_options.pop("epochs_factor", 1)
-        moving = bool(est_options.get("augment"))
-        train_ws = (wide.subset(np.flatnonzero(np.isin(wide.groups, split.train_subjects)))
-                    if moving else exact.subset(split.train))
-        est = EEGAttentionRegressor(
-            model=model, model_options=model_options or None, max_epochs=epochs,
-            batch_size=args.batch, lr=1e-3, early_stopping=False, valid_fraction=0.0,
-            seed=seed, verbose=0, **est_options,
-            **({"crop_n_times": 200, "crop_anchor": anchor} if moving else {}))
-        start = time.perf_counter()
-        est.fit(train_ws)
-        seconds = time.perf_counter() - start
-        result = est if extra else est.predict(exact.subset(split.test))
-        return result, seconds, epochs * len(train_ws) / seconds
+        return fit_config(data, name, seed, split, epochs=args.epochs, batch=args.batch,
+                          **extra)
 
     names = list(dict.fromkeys([BASELINE, *args.configs, *args.ensemble_of]))
     runs: dict[str, list[dict]] = {n: [] for n in names}
@@ -159,6 +208,8 @@ def main(argv=None) -> int:
     fold_ensembles = args.fold_ensemble_of if args.ensemble > 1 else []
     ens_names += [f"{n} x{args.ensemble} folds{suffix}" for n in fold_ensembles
                   for suffix in ("", "+calibrated")]
+    mix_ensembles = args.mix_ensemble_of if args.ensemble > 1 else []
+    ens_names += [f"{n} x{args.ensemble} {args.mix}" for n in mix_ensembles]
     for n in ens_names:
         runs[n] = []
     reference = {"mean predictor": [], "oracle": []}
@@ -209,6 +260,20 @@ def main(argv=None) -> int:
                       f"(best member {min(member_scores):.4f})", flush=True)
             runs[f"{base} x{args.ensemble} folds+calibrated"][-1]["calibration"] = [
                 float(est.model_.weights.sum()), float(est.model_.intercept)]
+        for base in mix_ensembles:  # members of several configurations, one fit
+            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble,
+                                          ensemble_mix=MIXES[args.mix])
+            members = est.predict_members(exact.subset(split.test))
+            member_scores = [nrmse(y_test, p) for p in members.T]
+            name = f"{base} x{args.ensemble} {args.mix}"
+            runs[name].append({"seed": seed, "nrmse": nrmse(y_test, members.mean(1)),
+                               "best_member_nrmse": min(member_scores),
+                               "mean_member_nrmse": float(np.mean(member_scores)),
+                               "member_nrmse": member_scores, "fit_s": seconds,
+                               "members": [m["model_options"] for m in est.ensemble_members_],
+                               **offsets(y_test, members.mean(1), members)})
+            print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
+                  f"(best member {min(member_scores):.4f})", flush=True)
         if args.out:  # every finished split is kept, should the run be stopped
             partial = {"args": dict(vars(args), partial=True), "runs": runs,
                        "reference": reference}

@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would (dataclasses look the module up)
     spec.loader.exec_module(module)
     return module
 
@@ -72,3 +73,26 @@ def test_merge_matches_cells_by_split(bench_dir, tmp_path, capsys):
     c.write_text(json.dumps(_run([22], ["fast"])))
     assert challenge1.merge([str(out), str(c)], str(out)) == 0
     assert json.loads(out.read_text())["args"]["merged_from"] == ["a.json", "b.json", "c.json"]
+
+
+def test_ensemble_members_scores_a_set_against_its_best_and_mean_member(bench_dir):
+    import numpy as np
+
+    members = _load("ensemble_members")
+    y = np.array([0.6, 0.9, 1.2, 1.5, 1.8])
+    latencies = np.array([0.6, 0.9, 1.2, 1.5, 1.8])
+    peaked = np.log(np.eye(5) * 0.96 + 0.01)  # each window's mass on its own latency
+    store = {"y": y, "latencies": latencies,
+             "pred:a|0": y + 0.1, "pred:a|1": y - 0.1, "pred:b|0": y + 0.3,
+             "logp:a|0": peaked, "logp:a|1": peaked}
+    two = members.score({20: store}, ["a", "a"])  # opposite errors: the mean is exact
+    (cell,) = two["splits"]
+    assert cell["nrmse"] == pytest.approx(0.0, abs=1e-12)
+    assert cell["best_member_nrmse"] == pytest.approx(0.1 / y.std())
+    assert two["gain_over_best_member"] > 0 and two["beats_best_member"] == 1
+    assert two["log_prob_mean_nrmse"] < 0.1  # the product of two peaked distributions
+    mixed = members.score({20: store, 21: store}, ["a", "b"])  # b has no time head
+    assert mixed["mean_nrmse"] == pytest.approx(0.2 / y.std())
+    assert mixed["mean_member_nrmse"] == pytest.approx(0.2 / y.std())
+    assert mixed["gain_over_best_member"] == pytest.approx(-0.1 / y.std())
+    assert mixed["beats_best_member"] == 0 and "log_prob_mean_nrmse" not in mixed

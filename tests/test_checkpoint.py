@@ -238,7 +238,9 @@ def test_save_and_load_run_round_trip(tmp_path):
     assert loaded_config == config and not model.training
     with torch.inference_mode():
         out = model(torch.from_numpy(X))[:, 0].numpy()
-    np.testing.assert_array_equal(out, est.predict(X))
+    # the same weights; one float32 rounding apart where the loaded copy's convolutions take
+    # another kernel (seen on some CPUs)
+    np.testing.assert_allclose(out, est.predict(X), rtol=1e-6, atol=1e-7)
     state = torch.load(run_dir / "weights.pt", weights_only=True)
     assert state.keys() == est.model_.state_dict().keys()
 

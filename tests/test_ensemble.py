@@ -165,3 +165,78 @@ def test_single_model_predict_members_is_one_column():
     X, y, _ = _data(n=32)
     est = _est(max_epochs=1).fit(X, y)
     np.testing.assert_array_equal(est.predict_members(X[:3])[:, 0], est.predict(X[:3]))
+
+
+def test_member_options_take_the_mix_entries_in_turn():
+    from eegattn.models import member_options
+
+    base = {"dropout": 0.1, "head": "distribution", "head_options": {"sigma": 0.2}}
+    assert member_options(base, None, 2) == [base, base]
+    mix = [{}, {"head": "softargmax", "head_options": {"kernel": 9}}, {"dropout": 0.3}]
+    mixed = member_options(base, mix, 5)
+    # an entry's keys replace the shared ones (head_options whole); the rest is shared
+    assert mixed[:3] == [base, {"dropout": 0.1, **mix[1]}, {**base, "dropout": 0.3}]
+    assert mixed[3:] == mixed[:2]
+    mixed[1]["head_options"]["kernel"] = 3  # copies: the caller's dicts are untouched
+    assert mix[1]["head_options"]["kernel"] == 9 and base["head_options"] == {"sigma": 0.2}
+    for bad in ("time_heads", [], [{"head": "softargmax"}, "regression"]):
+        with pytest.raises(ValueError, match="None or a non-empty list of model-option dicts"):
+            member_options(base, bad, 2)
+
+
+def test_mixed_members_train_with_their_own_heads_and_reload(tmp_path):
+    from eegattn.models.heads import TimeHead
+    from eegattn.training.runs import create_run_dir, load_run, save_run
+
+    X, y, _ = _data()
+    mix = [{"head": "distribution", "head_options": {"kernel": 3}},
+           {"head": "softargmax", "head_options": {"kernel": 1}}, {"head": "regression"}]
+    est = _est(ensemble=3, ensemble_mix=mix, seed=5).fit(X, y)
+    heads = [[m for m in member.modules() if isinstance(m, TimeHead)]
+             for member in est.model_.members]
+    assert [bool(h) and h[0].distribution for h in heads] == [True, False, False]
+    assert heads[1][0].kernel == 1 and not heads[2]  # the regression member has no time head
+    assert [m["model_options"] for m in est.ensemble_members_] == [
+        {**SMALL, **entry} for entry in mix]
+    # each member is what a single model with its options and seed learns
+    single = _est(model_options={**SMALL, **mix[1]}, seed=6).fit(X, y)
+    members = est.predict_members(X[:6])
+    np.testing.assert_allclose(members[:, 1], single.predict(X[:6]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.predict(X[:6]), members.mean(1), rtol=1e-5, atol=1e-6)
+    run = create_run_dir(tmp_path, "mixed")
+    save_run(run, est)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        model, _ = load_run(run)
+    # the kernel-1 member is today's, not a folder from before the kernel option
+    assert not [w for w in seen if "span of tokens" in str(w.message)]
+    with torch.inference_mode():
+        loaded = model(torch.from_numpy(X[:6]))[:, 0].numpy()
+    np.testing.assert_allclose(loaded, est.predict(X[:6]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"ensemble_mix": [{}, {"head": "softargmax"}]},
+     "ensemble_mix sets the options of each ensemble member; set ensemble >= 2"),
+    ({"ensemble": 2, "ensemble_mix": "heads"}, "non-empty list of model-option dicts"),
+    ({"ensemble": 2, "ensemble_mix": []}, "non-empty list"),
+    ({"ensemble": 2, "ensemble_mix": [{}, {"head": "distribution"}], "augment": ["mixup"]},
+     "mixup mixes two response times"),
+])
+def test_bad_ensemble_mix(kw, message):
+    X, y, groups = _data(n=16)
+    with pytest.raises(ValueError, match=message):
+        _est(**kw).fit(X, y, groups=groups)
+
+
+def test_a_mix_entry_the_model_cannot_take_fails_before_any_member_trains(monkeypatch):
+    from eegattn.training import loop
+
+    trained = []
+    monkeypatch.setattr(loop.TrainingLoop, "run", lambda self: trained.append(self))
+    X, y, _ = _data(n=16)
+    with pytest.raises(ValueError, match=r"ensemble member 1 cannot be built .*kernel=4"):
+        _est(ensemble=2, ensemble_mix=[{"head": "softargmax"},
+                                       {"head": "softargmax", "head_options": {"kernel": 4}}]
+             ).fit(X, y)
+    assert trained == []

@@ -38,20 +38,35 @@ def test_label_moving_augmentation_is_refused_for_challenge_2(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+@pytest.mark.parametrize("options", [
+    {"head": "softargmax"},
+    {"ensemble": 2, "ensemble_mix": [{}, {"head": "softargmax"}]},
+    {"ensemble": 2, "ensemble_mix": [{}, {"head": "distribution"}]},
+])
+def test_time_heads_are_refused_for_challenge_2(tmp_path, options):
+    with pytest.raises(ValueError, match="externalizing factor is not a time"):
+        run_challenge(2, runs_dir=tmp_path, cache_dir=tmp_path, **options)
+    assert not any(tmp_path.iterdir())
+
+
 def test_fold_ensemble_run_records_its_folds_and_out_of_fold_score(tmp_path):
     result = run_challenge(
         1, model="lightweight_fast", model_options={"conv_channels": [16, 32]}, epochs=1,
         batch_size=32, n_subjects=10, cache_dir=tmp_path / "cache", verbose=0,
         synthetic_options=TINY, test_fraction=0.3, plots=False, linear_baseline=False,
         head="distribution", augment=["time_shift"], ensemble=2, ensemble_split="folds",
-        ensemble_combine="calibrate", runs_dir=tmp_path)
+        ensemble_combine="calibrate", runs_dir=tmp_path,
+        ensemble_mix=[{}, {"head": "softargmax", "head_options": {"kernel": 1}}])
     config = json.loads((result.run_dir / "config.json").read_text())
     folds, train = config["split"]["folds"], config["split"]["train"]
     assert len(folds) == 2 and sorted(folds[0] + folds[1]) == train  # all 7 train subjects
     assert config["split"]["valid"] == [] and config["model"] == "ensemble"
     assert 0 < result.metrics["out_of_fold_nrmse"] < 5
     assert "out of fold" in result.table
-    assert "model: lightweight_fast, ensemble of 2 (folds)" in result.table
+    assert ("model: lightweight_fast, ensemble of 2 (folds, mixed distribution/softargmax)"
+            in result.table)
+    members = config["model_options"]["members"]
+    assert [m["model_options"]["head"] for m in members] == ["distribution", "softargmax"]
 
 
 def test_fold_ensemble_needs_as_many_training_subjects_as_members(tmp_path):

@@ -179,7 +179,19 @@ def test_modelling_options_reach_the_pipeline(monkeypatch):
     assert seen["ensemble_split"] == "folds"
     assert main(["train", "--challenge", "1"]) == 0
     assert seen["head"] is None and seen["augment"] is None and seen["ensemble"] == 1
-    assert seen["ensemble_split"] == "seeds"
+    assert seen["ensemble_split"] == "seeds" and seen["ensemble_mix"] is None
+    assert main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-mix",
+                 '[{"head": "softargmax"}, {}]']) == 0
+    assert seen["ensemble_mix"] == [{"head": "softargmax"}, {}]
+
+
+@pytest.mark.parametrize("value", ["time_heads", '{"head": "softargmax"}', "[1, 2]", "[]"])
+def test_a_bad_ensemble_mix_is_one_usage_line(value, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-mix", value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--ensemble-mix '{value}' is not a JSON list of model-option objects" in err
 
 
 def test_resume_names_the_real_flag_and_run_args_are_stored_as_json(tmp_path, capsys):

@@ -61,6 +61,11 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble-split", choices=("seeds", "folds"), default="seeds",
                         help="members differ by seed on one split (seeds..seed+K-1), or each "
                         "holds out one of K subject folds (out-of-fold predictions)")
+    parser.add_argument("--ensemble-mix", type=_ensemble_mix, default=None, metavar="JSON",
+                        help="members of different configurations: a JSON list of "
+                        "model-option objects, member k taking entry k mod its length over "
+                        "--model-options, e.g. '[{}, {\"head\": \"softargmax\"}]'; "
+                        "default: all members alike")
     parser.add_argument("--ensemble-combine", choices=("mean", "stack", "calibrate"),
                         default="mean",
                         help="mean of the members; non-negative weights + intercept fitted on "
@@ -131,6 +136,22 @@ def _json_object(text):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _ensemble_mix(text):
+    """A JSON list of model-option objects."""
+    import argparse
+    import json
+
+    try:
+        mix = json.loads(text)
+    except json.JSONDecodeError:
+        mix = None
+    if not (isinstance(mix, list) and mix and all(isinstance(m, dict) for m in mix)):
+        raise argparse.ArgumentTypeError(
+            f"--ensemble-mix {text!r} is not a JSON list of model-option objects; give "
+            'one per member, e.g. \'[{}, {"head": "softargmax"}]\'')
+    return mix
+
+
 def _lora_json(text):
     import argparse
 
@@ -171,7 +192,7 @@ def run(args):
                 init=args.init, finetune=args.finetune, lora_options=args.lora_options,
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
-                ensemble_split=args.ensemble_split,
+                ensemble_split=args.ensemble_split, ensemble_mix=args.ensemble_mix,
                 precision=args.precision, tasks=args.tasks, trial_rule=args.trial_rule,
             )
     except TrainingInterrupted as stop:

@@ -99,6 +99,21 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     ),
 }
 
+def member_options(model_options: dict | None, mix, n_members: int) -> list[dict]:
+    """Model options of each of ``n_members`` ensemble members (``EEGAttentionRegressor(
+    ensemble=K, ensemble_mix=...)``): ``model_options`` for all (``mix=None``), or updated by
+    the dicts of ``mix`` in turn (member k takes entry k mod len), an entry's keys replacing
+    the shared ones (``head_options`` as a whole)."""
+    base = dict(model_options or {})
+    if mix is None:
+        return [copy.deepcopy(base) for _ in range(n_members)]
+    if not (isinstance(mix, (list, tuple)) and mix
+            and all(isinstance(entry, dict) for entry in mix)):
+        raise ValueError("ensemble_mix must be None or a non-empty list of model-option "
+                         f"dicts, one per member (taken in turn), got {mix!r}")
+    return [copy.deepcopy({**base, **mix[k % len(mix)]}) for k in range(n_members)]
+
+
 # classes and helpers, loaded on first use (lazy_loader)
 _lazy_getattr, _, _lazy_names = lazy_loader.attach(
     __name__,
@@ -127,6 +142,7 @@ _SIGNAL_ARGS = ("n_chans", "n_outputs", "n_times", "sfreq")
 __all__ = [
     "available_models",
     "build_model",
+    "member_options",
     "model_class",
     "model_options",
     "preset",

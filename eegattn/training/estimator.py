@@ -45,6 +45,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from eegattn.models import member_options
 from eegattn.training.augment import LABEL_MOVING, parse_augment
 from eegattn.training.batches import auto_num_workers
 from eegattn.training.checkpoint import checkpoint_path, load_checkpoint
@@ -442,6 +443,13 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         on the validation subjects' member predictions (seeds only); ``"calibrate"``: the
         mean times a slope plus an intercept, fitted on the validation subjects (seeds) or on
         the out-of-fold predictions (folds).
+    ensemble_mix : list of dict | None
+        Members of different configurations: member k's model options are
+        ``model_options`` updated by entry k mod len of this list (e.g. ``[{}, {"head":
+        "softargmax"}]``; :func:`eegattn.models.member_options`). None: every member has
+        ``model_options``. Combines with either ``ensemble_split``. On challenge 1, five
+        mixed time heads did not beat five seeds (docs/benchmarks.md, "Ensembles of mixed
+        time heads").
     num_workers : int | None
         Worker processes gathering training batches through a ``torch.utils.data``
         DataLoader (prefetched; pinned memory on CUDA); 0 gathers them in this process.
@@ -536,6 +544,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         ensemble=1,
         ensemble_combine="mean",
         ensemble_split="seeds",
+        ensemble_mix=None,
         num_workers=None,
         precision="float32",
     ):
@@ -569,6 +578,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.ensemble = ensemble
         self.ensemble_combine = ensemble_combine
         self.ensemble_split = ensemble_split
+        self.ensemble_mix = ensemble_mix
         self.num_workers = num_workers
         self.precision = precision
 
@@ -603,7 +613,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             raise InvalidParameterError(
                 "an ensemble rebuilds its members by registry name; give model as a name from "
                 "eegattn.models.available_models(), or train the members yourself")
-        if "mixup" in augment and (self.model_options or {}).get("head") == "distribution":
+        if self.ensemble_mix is not None and self.ensemble < 2:
+            raise InvalidParameterError(
+                "ensemble_mix sets the options of each ensemble member; set ensemble >= 2")
+        try:
+            members = member_options(self.model_options, self.ensemble_mix, self.ensemble)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        if "mixup" in augment and any(m.get("head") == "distribution" for m in members):
             raise InvalidParameterError(
                 "mixup mixes two response times into one, but the distribution head's target "
                 "would need both peaks; use another augmentation or head")
@@ -810,8 +827,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                          else int(self.num_workers)),
             precision=self.precision,
         )
-        member_specs = [{"model": model_spec(self.model),
-                         "model_options": dict(self.model_options or {})}] * n_members
+        member_specs = [{"model": model_spec(self.model), "model_options": options}
+                        for options in member_options(self.model_options, self.ensemble_mix,
+                                                      n_members)]
+        if self.ensemble_mix is not None:  # every member builds, before any of them trains
+            self._check_members_build(member_specs, n_chans, input_n_times, sfreq)
         members, runs = [], []
         for k, (member_train, member_valid) in enumerate(member_splits):
             # an ensemble's members: seeds seed, seed + 1, ...; one split each (the same one,
@@ -824,7 +844,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 print(f"ensemble member {k + 1}/{n_members} (seed {member_seed}{held_out})",
                       flush=True)
             module, run, bias_initialized, init_report, n_trainable = self._train_member(
-                member_settings, member_state, member_seed, X, y, groups, member_train,
+                member_specs[k]["model_options"], member_settings, member_state, member_seed,
+                X, y, groups, member_train,
                 member_valid, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
                 fingerprint, init_source, warn=k == 0)
             members.append(module)
@@ -869,15 +890,33 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.n_trainable_ = int(n_trainable)
         return self
 
-    def _train_member(self, settings, state, seed, X, y, groups, train_idx, valid_idx,
-                      split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
+    def _check_members_build(self, specs, n_chans, n_times, sfreq) -> None:
+        """Build each distinct member once (weights thrown away): a mix entry the model does
+        not take fails here in one line, not after the members before it have trained."""
+        seen = []
+        for k, spec in enumerate(specs):
+            if spec in seen:
+                continue
+            seen.append(spec)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    instantiate_model(self.model, spec["model_options"], n_chans=n_chans,
+                                      n_times=n_times, sfreq=sfreq)
+            except (TypeError, ValueError, AssertionError) as exc:
+                raise ValueError(
+                    f"ensemble member {k} cannot be built with the model options "
+                    f"{spec['model_options']}; change ensemble_mix: {exc}") from None
+
+    def _train_member(self, model_options, settings, state, seed, X, y, groups, train_idx,
+                      valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
                       fingerprint, init_source, warn=True):
-        """Build one model from ``seed`` and train it (the loop, or a closed-form fit)."""
+        """Build one model (``model_options``) from ``seed`` and train it (the loop, or a
+        closed-form fit)."""
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)  # the same initialisation on every process
             module = instantiate_model(
-                self.model, self.model_options, n_chans=n_chans, n_times=input_n_times,
+                self.model, model_options, n_chans=n_chans, n_times=input_n_times,
                 sfreq=sfreq,
             )
             init_report = None if init_source is None else load_init(module, init_source)

@@ -250,6 +250,17 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
 
     EEGAttentionRegressor(model=model, model_options=model_options,
                           valid_fraction=valid_fraction, **estimator_params)._check_params()
+    if challenge == 2:
+        from eegattn.models import member_options
+
+        members = member_options(model_options, estimator_params.get("ensemble_mix"),
+                                 int(estimator_params.get("ensemble", 1) or 1))
+        time_heads = sorted({m.get("head") for m in members} & {"softargmax", "distribution"})
+        if time_heads:
+            raise ValueError(
+                f"head {time_heads[0]!r} reads a latency off the time axis (challenge 1's "
+                "response time); challenge 2's externalizing factor is not a time: use the "
+                "regression head and no --ensemble-mix of time heads")
     n_times = C2_CROP_N_TIMES if challenge == 2 else 200
     try:
         instantiate_model(model, model_options, n_chans=129, n_times=n_times, sfreq=100.0)
@@ -318,6 +329,7 @@ def run_challenge(
     ensemble: int = 1,
     ensemble_combine: str = "mean",
     ensemble_split: str = "seeds",
+    ensemble_mix=None,
     precision: str = "float32",
     tasks=None,
     trial_rule: str | None = None,
@@ -366,6 +378,9 @@ def run_challenge(
         challenge scores.
     trial_rule : challenge 1: ``"challenge"`` (default) or ``"current"`` CCD trial table
         (:func:`eegattn.data.windows.ccd_trial_table`).
+    head, augment, context_s, ensemble, ensemble_combine, ensemble_split, ensemble_mix,
+        precision : as the ``eegattn train`` options and ``EEGAttentionRegressor``
+        parameters of those names (``head`` sets the model option).
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
     # the call's arguments as run_args.json stores them (refused here, before anything is
@@ -375,7 +390,7 @@ def run_challenge(
                            if k not in ("resume", "verbose", "n_jobs", "backend",
                                         "scheduler")})
     model_options, augment = args["model_options"], args["augment"]
-    lora_options, init = args["lora_options"], args["init"]
+    lora_options, init, ensemble_mix = args["lora_options"], args["init"], args["ensemble_mix"]
     init_source = None
     if init is not None:  # found first (a hub id without a network fails here, at once)
         from eegattn.training.finetune import init_model_options, resolve_init
@@ -400,7 +415,8 @@ def run_challenge(
                             finetune=finetune, lora_options=lora_options,
                             augment=augment, crop_anchor=crop_anchor, ensemble=ensemble,
                             ensemble_combine=ensemble_combine,
-                            ensemble_split=ensemble_split, precision=precision,
+                            ensemble_split=ensemble_split, ensemble_mix=ensemble_mix,
+                            precision=precision,
                             crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
                                 200 if context_s else None))
     checked = check_challenge_options(
@@ -516,7 +532,9 @@ def run_challenge(
     # a resumed run may have been stopped after these files were written: rewrite them
     save_run(run_dir, est, config=config, metrics=metrics, force=bool(resume))
     files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
-    label = model if ensemble == 1 else f"{model}, ensemble of {ensemble} ({ensemble_split})"
+    label = model if ensemble == 1 else (
+        f"{model}, ensemble of {ensemble} ({ensemble_split}"
+        f"{'' if ensemble_mix is None else ', ' + _mix_label(est)})")
     table = format_table(challenge, label, metrics)
     from eegattn.utils.io import write_text_atomic
 
@@ -527,6 +545,12 @@ def run_challenge(
         print(f"\nrun folder: {run_dir}  ({', '.join(files + ['config.json', 'weights.pt'])})")
     return ChallengeResult(run_dir=run_dir, metrics=metrics, table=table,
                            extra={"plots": files, "config": json.loads(json.dumps(config))})
+
+
+def _mix_label(est) -> str:
+    """An ensemble of mixed members in the run table: the heads it mixes."""
+    heads = [m["model_options"].get("head", "regression") for m in est.ensemble_members_]
+    return "mixed " + "/".join(dict.fromkeys(heads))
 
 
 def _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor=None) -> float:

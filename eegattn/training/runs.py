@@ -331,13 +331,11 @@ def load_run(run_dir, *, device: str = "cpu"):
     if not isinstance(state, dict):
         raise ValueError(damaged)
     options = config.get("model_options") or {}
-    if any(k == "token_logit.weight" or k.endswith(".token_logit.weight") for k in state):
-        # a time head saved before heads read a span of tokens: its kernel was 1
-        old = _time_head_kernel_1(config["model"], options)
-        if old != options:
-            warnings.warn(f"{run_dir} was trained before time heads read a span of tokens; "
-                          "loading its head as head_options={'kernel': 1}", stacklevel=2)
-            options = config["model_options"] = old
+    old = _time_head_kernel_1(config["model"], options, state)
+    if old != options:  # a time head saved before heads read a span of tokens: kernel 1
+        warnings.warn(f"{run_dir} was trained before time heads read a span of tokens; "
+                      "loading its head as head_options={'kernel': 1}", stacklevel=2)
+        options = config["model_options"] = old
     model = instantiate_model(
         config["model"], options, n_chans=int(config["n_chans"]),
         n_times=int(config["n_times"]), sfreq=float(config["sfreq"]),
@@ -352,15 +350,20 @@ def load_run(run_dir, *, device: str = "cpu"):
     return model.to(dev).eval(), config
 
 
-def _time_head_kernel_1(model: str, options: dict) -> dict:
-    """``options`` with ``head_options["kernel"] = 1`` wherever no kernel is given (every
-    member of an ensemble): the time heads' layout before the kernel option existed."""
+def _time_head_kernel_1(model: str, options: dict, state: dict, prefix: str = "") -> dict:
+    """``options`` with ``head_options["kernel"] = 1`` where the weights under ``prefix`` hold
+    a one-layer token scorer (``token_logit.weight``) and the options give no kernel: the time
+    heads' layout before the kernel option existed. An ensemble's members are read one by
+    one (``members.<k>.``): a mixed ensemble may hold members without a time head."""
     if model == "ensemble":
-        members = [{**m, "model_options": _time_head_kernel_1(m["model"],
-                                                              m.get("model_options") or {})}
-                   for m in options.get("members", [])]
+        members = [{**m, "model_options": _time_head_kernel_1(
+            m["model"], m.get("model_options") or {}, state, f"{prefix}members.{k}.")}
+            for k, m in enumerate(options.get("members", []))]
         return {**options, "members": members}
     head_options = options.get("head_options") or {}
-    if "kernel" in head_options:
+    old_layout = any(key.startswith(prefix) and (key == f"{prefix}token_logit.weight"
+                                                 or key.endswith(".token_logit.weight"))
+                     for key in state)
+    if not old_layout or "kernel" in head_options:
         return options
     return {**options, "head_options": {**head_options, "kernel": 1}}
