@@ -117,7 +117,14 @@ def parse_args(argv=None):
     parser.add_argument("--from-log", nargs="+", default=None, metavar="LOG",
                         help="rebuild the results of stopped runs from their printed lines "
                         "(complete splits only; the references are recomputed); with --out")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.fold_ensemble_of or args.mix_ensemble_of) and args.ensemble < 2:
+        parser.error("--fold-ensemble-of / --mix-ensemble-of train ensembles of --ensemble "
+                     "members; give --ensemble 2 or more")
+    if args.mix_ensemble_of and args.ensemble != len(MIXES[args.mix]):
+        parser.error(f"--mix {args.mix} has {len(MIXES[args.mix])} entries; give --ensemble "
+                     f"{len(MIXES[args.mix])} (one member each)")
+    return args
 
 
 @dataclass
@@ -157,10 +164,11 @@ def load_data(args) -> Data:
     return Data(exact, wide, int(round(args.context * exact.sfreq)), oracle)
 
 
-def fit_config(data: Data, name: str, seed: int, split, *, epochs: int, batch: int, **extra):
-    """Train configuration ``name`` on the split's training subjects: its test predictions
-    (n,) or, with extra estimator options (an ensemble), the fitted estimator; fit seconds;
-    training windows/s."""
+def fit_config(data: Data, name: str, seed: int, split, *, epochs: int, batch: int,
+               return_estimator: bool = False, **extra):
+    """Train configuration ``name`` (plus ``extra`` estimator options, e.g. an ensemble) on
+    the split's training subjects: its test predictions (n,), or the fitted estimator with
+    ``return_estimator``; fit seconds; training windows/s."""
     import numpy as np
 
     from eegattn.training.estimator import EEGAttentionRegressor
@@ -180,7 +188,7 @@ def fit_config(data: Data, name: str, seed: int, split, *, epochs: int, batch: i
     start = time.perf_counter()
     est.fit(train_ws)
     seconds = time.perf_counter() - start
-    result = est if extra else est.predict(data.exact.subset(split.test))
+    result = est if return_estimator else est.predict(data.exact.subset(split.test))
     return result, seconds, epochs * len(train_ws) / seconds
 
 
@@ -198,9 +206,9 @@ def main(argv=None) -> int:
     data = load_data(args)
     exact, oracle_all = data.exact, data.oracle
 
-    def fit_predict(name, seed, split, **extra):
+    def fit_predict(name, seed, split, **extra):  # an ensemble: the estimator
         return fit_config(data, name, seed, split, epochs=args.epochs, batch=args.batch,
-                          **extra)
+                          return_estimator=bool(extra), **extra)
 
     names = list(dict.fromkeys([BASELINE, *args.configs, *args.ensemble_of]))
     runs: dict[str, list[dict]] = {n: [] for n in names}

@@ -15,8 +15,8 @@ member k of a configuration has seed ``split + 1000 k``), keeps their test predi
 - for sets of time heads, also the mean of the members' log-probabilities over the time bins
   (their normalised product) instead of the mean of their expectations.
 
-Run it on the splits that choose (10-11 chose ``ENSEMBLE_MIXES["time_heads"]``), then measure
-the chosen mix on fresh splits with ``bench/challenge1.py --mix-ensemble-of``.
+Run it on the splits that choose (10-11 chose ``MIXES["time_heads"]`` of bench/challenge1.py),
+then measure the chosen mix on fresh splits with ``bench/challenge1.py --mix-ensemble-of``.
 
     .venv/bin/python bench/ensemble_members.py --seeds 10 11 --threads 1 \\
         --out docs/results/challenge1-choose-10-11-members.json
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -46,6 +47,7 @@ POOL = [f"{DEFAULT}:5", "fast+distribution-k9+shift+scale+drop:2",
 SETS = [f"seeds={','.join([DEFAULT] * 5)}",
         "time_heads=" + ",".join(f"fast+{m['head']}-k{m['head_options']['kernel']}"
                                  "+shift+scale+drop" for m in MIXES["time_heads"])]
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -96,6 +98,9 @@ def main(argv=None) -> int:
     from eegattn.training.splits import subject_split
 
     data = load_data(args)
+    # what the stored predictions depend on besides the configuration and seed
+    protocol = {"epochs": args.epochs, "batch": args.batch, "context": args.context,
+                "n_subjects": args.n_subjects}
     folder = Path(args.predictions)
     folder.mkdir(parents=True, exist_ok=True)
     splits = {}
@@ -104,7 +109,7 @@ def main(argv=None) -> int:
                               seed=seed)
         test = data.exact.subset(split.test)
         path = folder / f"split-{seed}.npz"
-        store = dict(np.load(path)) if path.exists() else {}
+        store = _load_npz(path, protocol)
         for config, count in args.pool:
             for k in range(count):
                 key = f"{config}|{k}"
@@ -112,13 +117,14 @@ def main(argv=None) -> int:
                     continue
                 est, seconds, _ = fit_config(data, config, seed + 1000 * k, split,
                                              epochs=args.epochs, batch=args.batch,
-                                             ensemble=1)  # the estimator, to read its head
+                                             return_estimator=True)  # to read its head
                 store[f"pred:{key}"] = est.predict(test)
                 heads = [m for m in est.model_.modules() if isinstance(m, TimeHead)]
                 if heads:
                     store[f"logp:{key}"] = _log_probabilities(est.model_, heads[0], test.X)
                     store["latencies"] = heads[0].latencies().numpy()
                 store["y"] = np.asarray(test.y)
+                store["protocol"] = np.array(json.dumps(protocol, sort_keys=True))
                 _save_npz(path, store)
                 print(f"split {seed}: {key:<48} NRMSE "
                       f"{nrmse(test.y, store[f'pred:{key}']):.4f} ({seconds:.0f} s)",
@@ -211,6 +217,22 @@ def _log_probabilities(model, head, X):
         head.distribution = was_distribution
         head.eval()
     return out[:, 1:].numpy()
+
+
+def _load_npz(path: Path, protocol: dict) -> dict:
+    """The predictions stored for one split (empty if none), refused when they were made with
+    other training settings."""
+    import numpy as np
+
+    if not path.exists():
+        return {}
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    found = json.loads(str(arrays.get("protocol", "{}")))
+    if found != json.loads(json.dumps(protocol, sort_keys=True)):
+        raise SystemExit(f"{path} holds predictions made with {found or 'unknown settings'}, "
+                         f"not {protocol}; give another --predictions folder")
+    return arrays
 
 
 def _save_npz(path: Path, arrays: dict) -> None:

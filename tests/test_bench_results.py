@@ -81,16 +81,20 @@ def test_ensemble_members_scores_a_set_against_its_best_and_mean_member(bench_di
     members = _load("ensemble_members")
     y = np.array([0.6, 0.9, 1.2, 1.5, 1.8])
     latencies = np.array([0.6, 0.9, 1.2, 1.5, 1.8])
-    peaked = np.log(np.eye(5) * 0.96 + 0.01)  # each window's mass on its own latency
+    # member 0 puts its mass on the first two latencies, member 1 on the first and third:
+    # their normalised product keeps only the first (0.6 s), their mean would give 0.75 s
+    first_two = np.log(np.array([0.5, 0.5, 1e-12, 1e-12, 1e-12]))
+    first_third = np.log(np.array([0.5, 1e-12, 0.5, 1e-12, 1e-12]))
     store = {"y": y, "latencies": latencies,
              "pred:a|0": y + 0.1, "pred:a|1": y - 0.1, "pred:b|0": y + 0.3,
-             "logp:a|0": peaked, "logp:a|1": peaked}
+             "logp:a|0": np.tile(first_two, (5, 1)), "logp:a|1": np.tile(first_third, (5, 1))}
     two = members.score({20: store}, ["a", "a"])  # opposite errors: the mean is exact
     (cell,) = two["splits"]
     assert cell["nrmse"] == pytest.approx(0.0, abs=1e-12)
     assert cell["best_member_nrmse"] == pytest.approx(0.1 / y.std())
     assert two["gain_over_best_member"] > 0 and two["beats_best_member"] == 1
-    assert two["log_prob_mean_nrmse"] < 0.1  # the product of two peaked distributions
+    product = np.sqrt(np.mean((y - 0.6) ** 2)) / y.std()
+    assert two["log_prob_mean_nrmse"] == pytest.approx(product, rel=1e-4)
     mixed = members.score({20: store, 21: store}, ["a", "b"])  # b has no time head
     assert mixed["mean_nrmse"] == pytest.approx(0.2 / y.std())
     assert mixed["mean_member_nrmse"] == pytest.approx(0.2 / y.std())

@@ -201,3 +201,28 @@ def test_run_folders_from_before_the_kernel_load_as_kernel_1(tmp_path, ensemble)
     torch.testing.assert_close(loaded(x), model.eval()(x))
     assert "'kernel': 1" in repr(config["model_options"])
     assert "kernel" not in (run / CONFIG_NAME).read_text()  # the folder is left as it was
+
+
+def test_an_old_time_head_in_a_mixed_ensemble_loads_as_kernel_1_alone(tmp_path):
+    from eegattn.training.runs import create_run_dir, load_run, save_run
+
+    # an old softargmax member (kernel-1 weights, no kernel option), a regression member and
+    # a current kernel-3 member: only the first is read as kernel 1
+    base = SMALL["lightweight_fast"]
+    old = {**base, "head": "softargmax"}
+    today = {**base, "head": "distribution", "head_options": {"kernel": 3}}
+    torch.manual_seed(0)
+    model = build_model("ensemble", members=[
+        {"model": "lightweight_fast", "model_options": {**old, "head_options": {"kernel": 1}}},
+        {"model": "lightweight_fast", "model_options": base},
+        {"model": "lightweight_fast", "model_options": today}])
+    saved = {"members": [{"model": "lightweight_fast", "model_options": o}
+                         for o in (old, base, today)]}
+    run = create_run_dir(tmp_path, "old-mixed")
+    save_run(run, model, config={"model": "ensemble", "model_options": saved})
+    with pytest.warns(UserWarning, match="before time heads read a span"):
+        loaded, config = load_run(run)
+    x = volts(2)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    members = [m["model_options"] for m in config["model_options"]["members"]]
+    assert [m.get("head_options") for m in members] == [{"kernel": 1}, None, {"kernel": 3}]

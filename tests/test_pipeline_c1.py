@@ -38,6 +38,27 @@ def test_label_moving_augmentation_is_refused_for_challenge_2(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+def test_a_mix_entry_the_model_cannot_take_is_refused_before_the_run_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"ensemble member 2/2: change entry 1 of "
+                                         r"--ensemble-mix\): kernel=4"):
+        run_challenge(1, runs_dir=tmp_path, cache_dir=tmp_path, ensemble=2, ensemble_mix=[
+            {}, {"head": "softargmax", "head_options": {"kernel": 4}}])
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_run_table_names_what_mixed_members_differ_in():
+    from types import SimpleNamespace
+
+    from eegattn.training.pipeline import _mix_label
+
+    def label(*options):
+        return _mix_label(SimpleNamespace(ensemble_members_=[
+            {"model": "lightweight_fast", "model_options": o} for o in options]))
+
+    assert label({"head": "distribution"}, {}) == "mixed distribution/regression"
+    assert label({"dropout": 0.1}, {"dropout": 0.2}, {"dropout": 0.1}) == "mixed dropout"
+
+
 @pytest.mark.parametrize("options", [
     {"head": "softargmax"},
     {"ensemble": 2, "ensemble_mix": [{}, {"head": "softargmax"}]},
@@ -49,24 +70,28 @@ def test_time_heads_are_refused_for_challenge_2(tmp_path, options):
     assert not any(tmp_path.iterdir())
 
 
-def test_fold_ensemble_run_records_its_folds_and_out_of_fold_score(tmp_path):
+@pytest.mark.parametrize("mix, label", [
+    (None, "ensemble of 2 (folds)"),
+    ([{}, {"head": "softargmax", "head_options": {"kernel": 1}}],
+     "ensemble of 2 (folds, mixed distribution/softargmax)"),
+])
+def test_fold_ensemble_run_records_its_folds_and_out_of_fold_score(tmp_path, mix, label):
     result = run_challenge(
         1, model="lightweight_fast", model_options={"conv_channels": [16, 32]}, epochs=1,
         batch_size=32, n_subjects=10, cache_dir=tmp_path / "cache", verbose=0,
         synthetic_options=TINY, test_fraction=0.3, plots=False, linear_baseline=False,
         head="distribution", augment=["time_shift"], ensemble=2, ensemble_split="folds",
-        ensemble_combine="calibrate", runs_dir=tmp_path,
-        ensemble_mix=[{}, {"head": "softargmax", "head_options": {"kernel": 1}}])
+        ensemble_combine="calibrate", runs_dir=tmp_path, ensemble_mix=mix)
     config = json.loads((result.run_dir / "config.json").read_text())
     folds, train = config["split"]["folds"], config["split"]["train"]
     assert len(folds) == 2 and sorted(folds[0] + folds[1]) == train  # all 7 train subjects
     assert config["split"]["valid"] == [] and config["model"] == "ensemble"
     assert 0 < result.metrics["out_of_fold_nrmse"] < 5
     assert "out of fold" in result.table
-    assert ("model: lightweight_fast, ensemble of 2 (folds, mixed distribution/softargmax)"
-            in result.table)
+    assert f"model: lightweight_fast, {label} |" in result.table
     members = config["model_options"]["members"]
-    assert [m["model_options"]["head"] for m in members] == ["distribution", "softargmax"]
+    assert [m["model_options"]["head"] for m in members] == (
+        ["distribution"] * 2 if mix is None else ["distribution", "softargmax"])
 
 
 def test_fold_ensemble_needs_as_many_training_subjects_as_members(tmp_path):

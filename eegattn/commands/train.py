@@ -137,18 +137,19 @@ def _json_object(text):
 
 
 def _ensemble_mix(text):
-    """A JSON list of model-option objects."""
+    """A JSON list of model-option objects (checked by ``member_options``)."""
     import argparse
     import json
 
+    from eegattn.models import member_options
+
     try:
         mix = json.loads(text)
-    except json.JSONDecodeError:
-        mix = None
-    if not (isinstance(mix, list) and mix and all(isinstance(m, dict) for m in mix)):
+        member_options(None, mix, 1)
+    except ValueError:  # json.JSONDecodeError is one
         raise argparse.ArgumentTypeError(
             f"--ensemble-mix {text!r} is not a JSON list of model-option objects; give "
-            'one per member, e.g. \'[{}, {"head": "softargmax"}]\'')
+            'one per member, e.g. \'[{}, {"head": "softargmax"}]\'') from None
     return mix
 
 

@@ -99,6 +99,7 @@ _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     ),
 }
 
+
 def member_options(model_options: dict | None, mix, n_members: int) -> list[dict]:
     """Model options of each of ``n_members`` ensemble members (``EEGAttentionRegressor(
     ensemble=K, ensemble_mix=...)``): ``model_options`` for all (``mix=None``), or updated by

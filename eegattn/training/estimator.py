@@ -904,8 +904,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                                       n_times=n_times, sfreq=sfreq)
             except (TypeError, ValueError, AssertionError) as exc:
                 raise ValueError(
-                    f"ensemble member {k} cannot be built with the model options "
-                    f"{spec['model_options']}; change ensemble_mix: {exc}") from None
+                    f"ensemble member {k + 1}/{len(specs)} cannot be built with the model "
+                    f"options {spec['model_options']}; change entry "
+                    f"{k % len(self.ensemble_mix)} of ensemble_mix: {exc}") from None
 
     def _train_member(self, model_options, settings, state, seed, X, y, groups, train_idx,
                       valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,

@@ -250,23 +250,29 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
 
     EEGAttentionRegressor(model=model, model_options=model_options,
                           valid_fraction=valid_fraction, **estimator_params)._check_params()
-    if challenge == 2:
-        from eegattn.models import member_options
+    from eegattn.models import member_options
 
-        members = member_options(model_options, estimator_params.get("ensemble_mix"),
-                                 int(estimator_params.get("ensemble", 1) or 1))
-        time_heads = sorted({m.get("head") for m in members} & {"softargmax", "distribution"})
-        if time_heads:
-            raise ValueError(
-                f"head {time_heads[0]!r} reads a latency off the time axis (challenge 1's "
-                "response time); challenge 2's externalizing factor is not a time: use the "
-                "regression head and no --ensemble-mix of time heads")
+    mix = estimator_params.get("ensemble_mix")
+    n_members = int(estimator_params.get("ensemble", 1) or 1)
+    members = member_options(model_options, mix, n_members if mix is not None else 1)
+    time_heads = sorted({m.get("head") for m in members} & {"softargmax", "distribution"})
+    if challenge == 2 and time_heads:
+        raise ValueError(
+            f"head {time_heads[0]!r} reads a latency off the time axis (challenge 1's "
+            "response time); challenge 2's externalizing factor is not a time: use the "
+            "regression head, and no time heads in ensemble_mix (--ensemble-mix)")
     n_times = C2_CROP_N_TIMES if challenge == 2 else 200
-    try:
-        instantiate_model(model, model_options, n_chans=129, n_times=n_times, sfreq=100.0)
-    except (TypeError, AssertionError) as exc:
-        raise ValueError(f"model {model!r} cannot be built with options {model_options}: "
-                         f"{exc}") from exc
+    for k, options in enumerate(members):  # each distinct member once (a mix's entries)
+        if options in members[:k]:
+            continue
+        try:
+            instantiate_model(model, options, n_chans=129, n_times=n_times, sfreq=100.0)
+        except (TypeError, AssertionError, ValueError) as exc:
+            which = "" if mix is None else (
+                f" (ensemble member {k + 1}/{n_members}: change entry {k % len(mix)} of "
+                "--ensemble-mix)")
+            raise ValueError(f"model {model!r} cannot be built with options {options}"
+                             f"{which}: {exc}") from exc
     return {"releases": names, "test_release": test_release}
 
 
@@ -548,9 +554,15 @@ def run_challenge(
 
 
 def _mix_label(est) -> str:
-    """An ensemble of mixed members in the run table: the heads it mixes."""
-    heads = [m["model_options"].get("head", "regression") for m in est.ensemble_members_]
-    return "mixed " + "/".join(dict.fromkeys(heads))
+    """An ensemble of mixed members in the run table: the heads it mixes, or the options in
+    which its members differ."""
+    options = [m["model_options"] for m in est.ensemble_members_]
+    heads = list(dict.fromkeys(o.get("head", "regression") for o in options))
+    if len(heads) > 1:
+        return "mixed " + "/".join(heads)
+    differ = sorted({key for o in options for key in o if any(
+        other.get(key) != o[key] for other in options)})
+    return "mixed " + ", ".join(differ)
 
 
 def _ridge_floor(challenge, train_ws, test_ws, seed, crop_anchor=None) -> float:
