@@ -235,8 +235,8 @@ def test_a_mix_entry_the_model_cannot_take_fails_before_any_member_trains(monkey
     trained = []
     monkeypatch.setattr(loop.TrainingLoop, "run", lambda self: trained.append(self))
     X, y, _ = _data(n=16)
-    with pytest.raises(ValueError, match=r"ensemble member 2/2 cannot be built .* change "
-                                         r"entry 1 of ensemble_mix: kernel=4"):
+    with pytest.raises(ValueError, match=r"\(ensemble member 2/2: change entry 1 of "
+                                         r"ensemble_mix\): kernel=4"):
         _est(ensemble=2, ensemble_mix=[{"head": "softargmax"},
                                        {"head": "softargmax", "head_options": {"kernel": 4}}]
              ).fit(X, y)

@@ -40,7 +40,7 @@ def test_label_moving_augmentation_is_refused_for_challenge_2(tmp_path):
 
 def test_a_mix_entry_the_model_cannot_take_is_refused_before_the_run_folder(tmp_path):
     with pytest.raises(ValueError, match=r"ensemble member 2/2: change entry 1 of "
-                                         r"--ensemble-mix\): kernel=4"):
+                                         r"ensemble_mix\): kernel=4"):
         run_challenge(1, runs_dir=tmp_path, cache_dir=tmp_path, ensemble=2, ensemble_mix=[
             {}, {"head": "softargmax", "head_options": {"kernel": 4}}])
     assert not any(tmp_path.iterdir())

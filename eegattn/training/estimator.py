@@ -96,6 +96,7 @@ __all__ = [
     "LOSSES",
     "resolve_device",
     "instantiate_model",
+    "build_each_member",
     "model_spec",
     "make_optimizer",
     "make_scheduler",
@@ -220,6 +221,26 @@ def instantiate_model(
         f"model must be a registry name (see eegattn.models.available_models()), an nn.Module "
         f"class or an nn.Module instance, got {type(model).__name__}"
     )
+
+
+def build_each_member(model, members: list[dict], *, n_chans: int, n_times: int,
+                      sfreq: float, mix=None) -> None:
+    """Build each distinct option dict of ``members`` once (weights thrown away), so options
+    the model does not take fail in one line before any data work or training; ``mix`` (the
+    ensemble mix the options came from) names the entry to change."""
+    for k, options in enumerate(members):
+        if options in members[:k]:
+            continue
+        try:
+            with torch.random.fork_rng(devices=[]):  # building draws weights
+                instantiate_model(model, options, n_chans=n_chans, n_times=n_times,
+                                  sfreq=sfreq)
+        except (TypeError, ValueError, AssertionError) as exc:
+            which = "" if mix is None else (
+                f" (ensemble member {k + 1}/{len(members)}: change entry {k % len(mix)} of "
+                "ensemble_mix)")
+            raise ValueError(f"model {model_spec(model)!r} cannot be built with options "
+                             f"{options}{which}: {exc}") from exc
 
 
 def _check_finite_array(name: str, arr) -> None:
@@ -831,7 +852,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                         for options in member_options(self.model_options, self.ensemble_mix,
                                                       n_members)]
         if self.ensemble_mix is not None:  # every member builds, before any of them trains
-            self._check_members_build(member_specs, n_chans, input_n_times, sfreq)
+            build_each_member(self.model, [m["model_options"] for m in member_specs],
+                              n_chans=n_chans, n_times=input_n_times, sfreq=sfreq,
+                              mix=self.ensemble_mix)
         members, runs = [], []
         for k, (member_train, member_valid) in enumerate(member_splits):
             # an ensemble's members: seeds seed, seed + 1, ...; one split each (the same one,
@@ -889,24 +912,6 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.init_report_ = init_report
         self.n_trainable_ = int(n_trainable)
         return self
-
-    def _check_members_build(self, specs, n_chans, n_times, sfreq) -> None:
-        """Build each distinct member once (weights thrown away): a mix entry the model does
-        not take fails here in one line, not after the members before it have trained."""
-        seen = []
-        for k, spec in enumerate(specs):
-            if spec in seen:
-                continue
-            seen.append(spec)
-            try:
-                with torch.random.fork_rng(devices=[]):
-                    instantiate_model(self.model, spec["model_options"], n_chans=n_chans,
-                                      n_times=n_times, sfreq=sfreq)
-            except (TypeError, ValueError, AssertionError) as exc:
-                raise ValueError(
-                    f"ensemble member {k + 1}/{len(specs)} cannot be built with the model "
-                    f"options {spec['model_options']}; change entry "
-                    f"{k % len(self.ensemble_mix)} of ensemble_mix: {exc}") from None
 
     def _train_member(self, model_options, settings, state, seed, X, y, groups, train_idx,
                       valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,

@@ -246,7 +246,7 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
         raise ValueError(f"model options must be a JSON object such as "
                          f"'{{\"dropout\": 0.2}}', got {model_options!r}")
     # torch from here on
-    from eegattn.training.estimator import EEGAttentionRegressor, instantiate_model
+    from eegattn.training.estimator import EEGAttentionRegressor, build_each_member
 
     EEGAttentionRegressor(model=model, model_options=model_options,
                           valid_fraction=valid_fraction, **estimator_params)._check_params()
@@ -261,18 +261,8 @@ def check_challenge_options(challenge, *, root, releases, test_release, mini, mo
             f"head {time_heads[0]!r} reads a latency off the time axis (challenge 1's "
             "response time); challenge 2's externalizing factor is not a time: use the "
             "regression head, and no time heads in ensemble_mix (--ensemble-mix)")
-    n_times = C2_CROP_N_TIMES if challenge == 2 else 200
-    for k, options in enumerate(members):  # each distinct member once (a mix's entries)
-        if options in members[:k]:
-            continue
-        try:
-            instantiate_model(model, options, n_chans=129, n_times=n_times, sfreq=100.0)
-        except (TypeError, AssertionError, ValueError) as exc:
-            which = "" if mix is None else (
-                f" (ensemble member {k + 1}/{n_members}: change entry {k % len(mix)} of "
-                "--ensemble-mix)")
-            raise ValueError(f"model {model!r} cannot be built with options {options}"
-                             f"{which}: {exc}") from exc
+    build_each_member(model, members, n_chans=129, sfreq=100.0, mix=mix,
+                      n_times=C2_CROP_N_TIMES if challenge == 2 else 200)
     return {"releases": names, "test_release": test_release}
 
 
