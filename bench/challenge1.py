@@ -75,6 +75,25 @@ CONFIGS = {
     "eegnex": ("eegnex", {}, {}),  # braindecode's EEGNeX behind the input normalisation
 }
 
+#: the default (distribution head, kernel 15, time_shift + time_scale + channels_dropout) with
+#: one architecture option changed: members that should disagree more than seeds while
+#: staying about as good ("default@NAME" configurations, pooled by bench/ensemble_members.py)
+ARCHITECTURES = {
+    "standard-attention": {"attention": "standard"},
+    "linear-attention": {"attention": "linear"},
+    "local-attention": {"attention": "local"},
+    "gelu": {"activation": "gelu"},
+    "kernels-11-7": {"kernel_sizes": (11, 7)},
+    "two-blocks": {"n_attention_blocks": 2},
+    # stride 2 then 2: 50 tokens of 40 ms; the head reads 29 of them (the default's 1.2 s)
+    "tokens-50": {"pool_sizes": (2, 2), "head_options": {"kernel": 29}},
+}
+_DEFAULT_MODEL = {"head": "distribution", "head_options": {"kernel": 15}}
+CONFIGS.update({
+    f"default@{name}": ("lightweight_fast", {**_DEFAULT_MODEL, **options},
+                        {"augment": ["time_shift", "time_scale", "channels_dropout"]})
+    for name, options in ARCHITECTURES.items()})
+
 #: mixes of member model options (``ensemble_mix``, entry k to member k mod len) for
 #: ``--mix-ensemble-of``; "time_heads": both time heads at kernels 9, 15 and 25, the default
 #: first, chosen on splits 10-11 with bench/ensemble_members.py (docs/benchmarks.md,
@@ -103,6 +122,11 @@ def parse_args(argv=None):
                         help="also train --ensemble members of each named config whose "
                         "heads follow --mix (ensemble_mix; the config's augmentation) and "
                         "score their mean")
+    parser.add_argument("--bootstrap-ensemble-of", nargs="*", default=[],
+                        choices=list(CONFIGS),
+                        help="also train --ensemble members of each named config, each on "
+                        "its own bootstrap sample of the training windows within subjects "
+                        "(ensemble_split='bootstrap', bagging), and score their mean")
     parser.add_argument("--mix", default="time_heads", choices=list(MIXES),
                         help="the members' model options of --mix-ensemble-of (MIXES)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -118,8 +142,10 @@ def parse_args(argv=None):
                         help="rebuild the results of stopped runs from their printed lines "
                         "(complete splits only; the references are recomputed); with --out")
     args = parser.parse_args(argv)
-    if (args.fold_ensemble_of or args.mix_ensemble_of) and args.ensemble < 2:
-        parser.error("--fold-ensemble-of / --mix-ensemble-of train ensembles of --ensemble "
+    if (args.fold_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
+            ) and args.ensemble < 2:
+        parser.error("--fold-ensemble-of / --mix-ensemble-of / --bootstrap-ensemble-of train "
+                     "ensembles of --ensemble "
                      "members; give --ensemble 2 or more")
     if args.mix_ensemble_of and args.ensemble != len(MIXES[args.mix]):
         parser.error(f"--mix {args.mix} has {len(MIXES[args.mix])} entries; give --ensemble "
@@ -218,6 +244,8 @@ def main(argv=None) -> int:
                   for suffix in ("", "+calibrated")]
     mix_ensembles = args.mix_ensemble_of if args.ensemble > 1 else []
     ens_names += [f"{n} x{args.ensemble} {args.mix}" for n in mix_ensembles]
+    bootstrap_ensembles = args.bootstrap_ensemble_of if args.ensemble > 1 else []
+    ens_names += [f"{n} x{args.ensemble} bootstrap" for n in bootstrap_ensembles]
     for n in ens_names:
         runs[n] = []
     reference = {"mean predictor": [], "oracle": []}
@@ -268,12 +296,15 @@ def main(argv=None) -> int:
                       f"(best member {min(member_scores):.4f})", flush=True)
             runs[f"{base} x{args.ensemble} folds+calibrated"][-1]["calibration"] = [
                 float(est.model_.weights.sum()), float(est.model_.intercept)]
-        for base in mix_ensembles:  # members of several configurations, one fit
-            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble,
-                                          ensemble_mix=MIXES[args.mix])
+        # one fit each: members of several configurations (--mix), or bagged members
+        for base, name, extra in (
+                [(b, f"{b} x{args.ensemble} {args.mix}", {"ensemble_mix": MIXES[args.mix]})
+                 for b in mix_ensembles]
+                + [(b, f"{b} x{args.ensemble} bootstrap", {"ensemble_split": "bootstrap"})
+                   for b in bootstrap_ensembles]):
+            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble, **extra)
             members = est.predict_members(exact.subset(split.test))
             member_scores = [nrmse(y_test, p) for p in members.T]
-            name = f"{base} x{args.ensemble} {args.mix}"
             runs[name].append({"seed": seed, "nrmse": nrmse(y_test, members.mean(1)),
                                "best_member_nrmse": min(member_scores),
                                "mean_member_nrmse": float(np.mean(member_scores)),

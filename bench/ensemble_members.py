@@ -15,11 +15,16 @@ member k of a configuration has seed ``split + 1000 k``), keeps their test predi
 - for sets of time heads, also the mean of the members' log-probabilities over the time bins
   (their normalised product) instead of the mean of their expectations.
 
-Run it on the splits that choose (10-11 chose ``MIXES["time_heads"]`` of bench/challenge1.py),
-then measure the chosen mix on fresh splits with ``bench/challenge1.py --mix-ensemble-of``.
+``--study`` names a pool and its sets (``STUDIES``): ``time_heads`` (heads, kernels and
+augmentations; on splits 10-11 it chose ``MIXES["time_heads"]`` of bench/challenge1.py, then
+measured on fresh splits with ``bench/challenge1.py --mix-ensemble-of``) or
+``architectures`` (the default with one architecture option changed). Run it on the splits
+that choose:
 
     .venv/bin/python bench/ensemble_members.py --seeds 10 11 --threads 1 \\
         --out docs/results/challenge1-choose-10-11-members.json
+    .venv/bin/python bench/ensemble_members.py --study architectures --seeds 10 11 \\
+        --threads 1 --out docs/results/challenge1-choose-10-11-architectures.json
 """
 
 from __future__ import annotations
@@ -34,26 +39,41 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import _common as common  # noqa: E402
-from challenge1 import CONFIGS, MIXES, fit_config, load_data  # noqa: E402
+from challenge1 import ARCHITECTURES, CONFIGS, MIXES, fit_config, load_data  # noqa: E402
 
 DEFAULT = "fast+distribution-k15+shift+scale+drop"
-POOL = [f"{DEFAULT}:5", "fast+distribution-k9+shift+scale+drop:2",
-        "fast+distribution-k25+shift+scale+drop:2", "fast+softargmax-k15+shift+scale+drop:2",
-        "fast+softargmax-k9+shift+scale+drop:1", "fast+softargmax-k25+shift+scale+drop:1",
-        "fast+shift+scale+drop:2", "fast+distribution-k15+shift:2",
-        "fast+softargmax-k15+shift:2"]
-#: five seeds of the default, and the bench's mix as pool configurations (the default's
-#: augmentation, each entry's head and kernel)
-SETS = [f"seeds={','.join([DEFAULT] * 5)}",
-        "time_heads=" + ",".join(f"fast+{m['head']}-k{m['head_options']['kernel']}"
-                                 "+shift+scale+drop" for m in MIXES["time_heads"])]
+#: studies: a pool of configurations (CONFIG:COUNT) and the named sets scored from it
+STUDIES = {
+    # both time heads at kernels 9, 15 and 25, regression heads, time_shift alone (it chose
+    # MIXES["time_heads"] of bench/challenge1.py)
+    "time_heads": {
+        "pool": [f"{DEFAULT}:5", "fast+distribution-k9+shift+scale+drop:2",
+                 "fast+distribution-k25+shift+scale+drop:2",
+                 "fast+softargmax-k15+shift+scale+drop:2",
+                 "fast+softargmax-k9+shift+scale+drop:1",
+                 "fast+softargmax-k25+shift+scale+drop:1", "fast+shift+scale+drop:2",
+                 "fast+distribution-k15+shift:2", "fast+softargmax-k15+shift:2"],
+        "sets": [f"seeds={','.join([DEFAULT] * 5)}",
+                 "time_heads=" + ",".join(f"fast+{m['head']}-k{m['head_options']['kernel']}"
+                                          "+shift+scale+drop" for m in MIXES["time_heads"])],
+    },
+    # the default with one architecture option changed (ARCHITECTURES of bench/challenge1.py)
+    "architectures": {
+        "pool": [f"{DEFAULT}:5", *(f"default@{name}:1" for name in ARCHITECTURES)],
+        "sets": [f"seeds={','.join([DEFAULT] * 5)}",
+                 f"architectures={DEFAULT},default@standard-attention,default@gelu,"
+                 "default@two-blocks,default@tokens-50"],
+    },
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11])
-    parser.add_argument("--pool", nargs="+", default=POOL, metavar="CONFIG:COUNT")
-    parser.add_argument("--sets", nargs="+", default=SETS, metavar="NAME=CONFIG,...")
+    parser.add_argument("--study", choices=list(STUDIES), default="time_heads",
+                        help="the pool and named sets (STUDIES) unless --pool / --sets")
+    parser.add_argument("--pool", nargs="+", default=None, metavar="CONFIG:COUNT")
+    parser.add_argument("--sets", nargs="+", default=None, metavar="NAME=CONFIG,...")
     parser.add_argument("--size", type=int, default=5, help="members of the ranked ensembles")
     parser.add_argument("--top", type=int, default=15, help="ranked ensembles reported")
     parser.add_argument("--epochs", type=int, default=10)
@@ -66,8 +86,10 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    args.pool = [_pool_entry(parser, entry) for entry in args.pool]
-    args.sets = [_set_entry(parser, entry, dict(args.pool)) for entry in args.sets]
+    study = STUDIES[args.study]
+    args.pool = [_pool_entry(parser, entry) for entry in args.pool or study["pool"]]
+    args.sets = [_set_entry(parser, entry, dict(args.pool))
+                 for entry in args.sets or study["sets"]]
     return args
 
 
@@ -122,7 +144,7 @@ def main(argv=None) -> int:
                 heads = [m for m in est.model_.modules() if isinstance(m, TimeHead)]
                 if heads:
                     store[f"logp:{key}"] = _log_probabilities(est.model_, heads[0], test.X)
-                    store["latencies"] = heads[0].latencies().numpy()
+                    store[f"lat:{key}"] = heads[0].latencies().numpy()
                 store["y"] = np.asarray(test.y)
                 store["protocol"] = np.array(json.dumps(protocol, sort_keys=True))
                 _save_npz(path, store)
@@ -146,10 +168,12 @@ def main(argv=None) -> int:
     rows = [[name, f"{e['mean_nrmse']:.4f}", f"{e['mean_best_member_nrmse']:.4f}",
              f"{e['mean_member_nrmse']:.4f}", f"{e['gain_over_best_member']:+.4f}",
              f"{e['beats_best_member']}/{len(args.seeds)}",
+             f"{e['member_correlation']:.3f}",
              f"{e['log_prob_mean_nrmse']:.4f}" if "log_prob_mean_nrmse" in e else "-"]
             for name, e in named.items()]
     print(common.markdown_table(["set", "ensemble", "best member", "mean member",
-                                 "gain over best", "beats best", "log-prob mean"], rows))
+                                 "gain over best", "beats best", "member r",
+                                 "log-prob mean"], rows))
     print(f"\nbest {min(args.top, len(ranked))} of {len(ranked)} ensembles of {args.size} "
           "from the pool:")
     for e in ranked[:args.top]:
@@ -164,7 +188,7 @@ def score(splits: dict, members: list[str]) -> dict:
     """The ensemble of ``members`` (configuration names; a name given n times takes that
     configuration's first n members) on each split of ``splits`` (seed -> the arrays of a
     predictions file: ``y``, ``pred:<config>|<k>``, time heads' ``logp:<config>|<k>`` and
-    ``latencies``), and its averages over the splits."""
+    ``lat:<config>|<k>``), and its averages over the splits."""
     import numpy as np
 
     from eegattn.training.metrics import nrmse
@@ -179,14 +203,19 @@ def score(splits: dict, members: list[str]) -> dict:
         preds = np.stack([store[f"pred:{k}"] for k in keys], 1)  # (n, K)
         y = store["y"]
         scores = [nrmse(y, p) for p in preds.T]
+        # how alike the members are: their mean pairwise correlation on the test windows
+        corr = np.corrcoef(preds.T)[np.triu_indices(len(keys), 1)]
         cell = {"seed": seed, "nrmse": nrmse(y, preds.mean(1)),
                 "best_member_nrmse": min(scores),
-                "mean_member_nrmse": float(np.mean(scores)), "member_nrmse": scores}
-        if all(f"logp:{k}" in store for k in keys):
+                "mean_member_nrmse": float(np.mean(scores)), "member_nrmse": scores,
+                "member_correlation": float(np.mean(corr)) if corr.size else 1.0}
+        # log-probabilities average only over one grid of time bins (the same token count)
+        grids = [_latencies(store, k) for k in keys]
+        if all(f"logp:{k}" in store for k in keys) and all(
+                g is not None and np.array_equal(g, grids[0]) for g in grids):
             log_p = np.mean([store[f"logp:{k}"] for k in keys], 0)
             p = np.exp(log_p - log_p.max(1, keepdims=True))
-            cell["log_prob_mean_nrmse"] = nrmse(
-                y, (p / p.sum(1, keepdims=True)) @ store["latencies"])
+            cell["log_prob_mean_nrmse"] = nrmse(y, (p / p.sum(1, keepdims=True)) @ grids[0])
         cells.append(cell)
     gaps = [c["best_member_nrmse"] - c["nrmse"] for c in cells]
     return {"members": members, "splits": cells,
@@ -196,9 +225,16 @@ def score(splits: dict, members: list[str]) -> dict:
             "mean_member_nrmse": float(np.mean([c["mean_member_nrmse"] for c in cells])),
             "gain_over_best_member": float(np.mean(gaps)),
             "beats_best_member": int(sum(g > 0 for g in gaps)),
+            "member_correlation": float(np.mean([c["member_correlation"] for c in cells])),
             **({"log_prob_mean_nrmse": float(np.mean([c["log_prob_mean_nrmse"]
                                                        for c in cells]))}
                if all("log_prob_mean_nrmse" in c for c in cells) else {})}
+
+
+def _latencies(store: dict, key: str):
+    """The time bins (s) of member ``key``'s head; files of the first version kept one grid
+    for all members (``latencies``)."""
+    return store.get(f"lat:{key}", store.get("latencies"))
 
 
 def _log_probabilities(model, head, X):

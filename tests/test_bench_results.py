@@ -100,3 +100,26 @@ def test_ensemble_members_scores_a_set_against_its_best_and_mean_member(bench_di
     assert mixed["mean_member_nrmse"] == pytest.approx(0.2 / y.std())
     assert mixed["gain_over_best_member"] == pytest.approx(-0.1 / y.std())
     assert mixed["beats_best_member"] == 0 and "log_prob_mean_nrmse" not in mixed
+
+
+def test_ensemble_members_averages_log_probabilities_only_on_one_grid(bench_dir):
+    import numpy as np
+
+    members = _load("ensemble_members")
+    y = np.array([0.6, 0.9, 1.2, 1.5])
+    flat = np.log(np.full((4, 4), 0.25))
+    store = {"y": y, "pred:a|0": y + 0.1, "pred:a|1": y + np.array([0.1, 0.3, 0.1, 0.3]),
+             "pred:fine|0": y, "logp:a|0": flat, "logp:a|1": flat,
+             "logp:fine|0": np.log(np.full((4, 8), 0.125)),
+             "lat:a|0": np.array([0.6, 1.0, 1.4, 1.8]), "lat:a|1": np.array([0.6, 1.0, 1.4, 1.8]),
+             "lat:fine|0": np.linspace(0.6, 1.8, 8)}
+    same = members.score({20: store}, ["a", "a"])
+    assert same["log_prob_mean_nrmse"] == pytest.approx(
+        np.sqrt(np.mean((y - 1.2) ** 2)) / y.std())  # flat over the bins: their mean, 1.2 s
+    # a member of 50 tokens has twice the bins: no product of distributions, no crash
+    assert "log_prob_mean_nrmse" not in members.score({20: store}, ["a", "fine"])
+    # members off by a constant correlate perfectly, one with its own error less
+    assert members.score({20: store}, ["a", "fine"])["member_correlation"] == pytest.approx(1.0)
+    assert 0.5 < members.score({20: store}, ["a", "a"])["member_correlation"] < 0.99
+    store["pred:fine|0"] = y[::-1]
+    assert members.score({20: store}, ["a", "fine"])["member_correlation"] == pytest.approx(-1.0)

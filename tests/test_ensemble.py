@@ -141,6 +141,38 @@ def test_fold_members_hold_out_one_subject_fold_each_and_predict_it():
     np.testing.assert_allclose(est.predict(X[:6]), members.mean(1), rtol=1e-5, atol=1e-6)
 
 
+def test_bootstrap_draws_each_subjects_share_with_replacement():
+    from eegattn.training.estimator import _bootstrap
+
+    groups = np.repeat(np.arange(6), [4, 8, 8, 12, 8, 8])
+    train = np.flatnonzero(groups != 2)  # subject 2 validates
+    a, b = _bootstrap(train, groups, 0), _bootstrap(train, groups, 1)
+    for sample in (a, b):
+        assert len(sample) == len(train) and np.isin(sample, train).all()
+        np.testing.assert_array_equal(np.bincount(groups[sample], minlength=6),
+                                      np.bincount(groups[train], minlength=6))
+        assert np.unique(sample).size < len(train)  # some drawn twice, some left out
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, _bootstrap(train, groups, 0))
+    assert len(_bootstrap(train, None, 0)) == len(train)
+
+
+def test_bootstrap_member_is_the_model_trained_on_its_own_sample():
+    from eegattn.training.estimator import _bootstrap
+
+    X, y, groups = _data()
+    est = _est(ensemble=3, ensemble_split="bootstrap", seed=3).fit(X, y, groups=groups)
+    sample = _bootstrap(np.arange(len(X)), groups, 4)  # member 1: seed 3 + 1
+    single = _est(seed=4).fit(X[sample], y[sample])
+    for key, value in single.model_.state_dict().items():
+        assert torch.equal(est.model_.members[1].state_dict()[key], value)
+    members = est.predict_members(X[:6])
+    assert not np.allclose(members[:, 0], members[:, 1])
+    np.testing.assert_allclose(est.predict(X[:6]), members.mean(1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one subject id per window"):
+        _est(ensemble=2, ensemble_split="bootstrap").fit(X, y, groups=groups[:-1])
+
+
 def test_calibrated_folds_fit_slope_and_intercept_on_out_of_fold_predictions():
     X, y, groups = _data()
     est = _est(ensemble=2, ensemble_split="folds", ensemble_combine="calibrate",

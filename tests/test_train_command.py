@@ -183,6 +183,9 @@ def test_modelling_options_reach_the_pipeline(monkeypatch):
     assert main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-mix",
                  '[{"head": "softargmax"}, {}]']) == 0
     assert seen["ensemble_mix"] == [{"head": "softargmax"}, {}]
+    assert main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-split",
+                 "bootstrap"]) == 0
+    assert seen["ensemble_split"] == "bootstrap"
 
 
 @pytest.mark.parametrize("value", ["time_heads", '{"head": "softargmax"}', "[1, 2]", "[]"])

@@ -58,9 +58,11 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
                         help="train K members and combine them into one model: one run "
                         "folder, one submission module")
-    parser.add_argument("--ensemble-split", choices=("seeds", "folds"), default="seeds",
-                        help="members differ by seed on one split (seeds..seed+K-1), or each "
-                        "holds out one of K subject folds (out-of-fold predictions)")
+    parser.add_argument("--ensemble-split", choices=("seeds", "folds", "bootstrap"),
+                        default="seeds",
+                        help="members differ by seed on one split (seeds..seed+K-1), each "
+                        "holds out one of K subject folds (out-of-fold predictions), or each "
+                        "trains on its own bootstrap sample of the windows (bagging)")
     parser.add_argument("--ensemble-mix", type=_ensemble_mix, default=None, metavar="JSON",
                         help="members of different configurations: a JSON list of "
                         "model-option objects, member k taking entry k mod its length over "

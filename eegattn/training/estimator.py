@@ -117,8 +117,21 @@ _FINITE_CHUNK_BYTES = 64 * 1024**2
 
 #: how ensemble members differ, and how they are combined (``ensemble_split`` /
 #: ``ensemble_combine``; ``eegattn train --ensemble-split / --ensemble-combine``)
-ENSEMBLE_SPLITS = ("seeds", "folds")
+ENSEMBLE_SPLITS = ("seeds", "folds", "bootstrap")
 ENSEMBLE_COMBINES = ("mean", "stack", "calibrate")
+
+
+def _bootstrap(train_idx: np.ndarray, groups, seed: int) -> np.ndarray:
+    """A bootstrap sample of ``train_idx`` (``ensemble_split="bootstrap"``): as many windows,
+    drawn with replacement within each subject so every subject keeps its share (over all
+    windows without ``groups``); about 37 % of each subject's windows are left out of it."""
+    rng = np.random.default_rng([seed, 2])
+    if groups is None:
+        return np.sort(rng.choice(train_idx, size=len(train_idx), replace=True))
+    groups = np.asarray(groups)[train_idx]
+    return np.sort(np.concatenate([
+        rng.choice(train_idx[groups == g], size=int(np.sum(groups == g)), replace=True)
+        for g in np.unique(groups)]))
 
 
 class SubjectLeakageWarning(UserWarning):
@@ -453,12 +466,15 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         Members to train (1: a single model). Members go through the training loop one after
         another, each with its own early stopping, and become one module
         (:class:`~eegattn.models.ensemble.MeanEnsemble`): one run folder, one submission.
-    ensemble_split : {"seeds", "folds"}
+    ensemble_split : {"seeds", "folds", "bootstrap"}
         How members differ. ``"seeds"``: seeds ``seed .. seed + K - 1`` on one training /
         validation split. ``"folds"``: K subject folds of the training data (needs
         ``groups``); member k trains on the other folds and validates (early stopping) on
         fold k, so every window gets an out-of-fold prediction (``oof_predictions_``) and
         every subject trains K - 1 members; ``valid_fraction`` plays no part.
+        ``"bootstrap"`` (bagging): as seeds, and member k trains on its own bootstrap sample
+        of the training windows, drawn within each subject (every subject keeps its share;
+        about 37 % of its windows are left out of each member).
     ensemble_combine : {"mean", "stack", "calibrate"}
         ``"mean"`` of the members; ``"stack"``: non-negative weights and an intercept fitted
         on the validation subjects' member predictions (seeds only); ``"calibrate"``: the
@@ -825,6 +841,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         else:
             train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
             member_splits = [(train_idx, valid_idx)] * n_members
+            if self.ensemble_split == "bootstrap":
+                if groups is not None and np.shape(groups) != (n,):
+                    raise ValueError(f"groups has shape {np.shape(groups)} but X has {n} "
+                                     "windows; give one subject id per window")
+                member_splits = [(_bootstrap(train_idx, groups, seed + k), valid_idx)
+                                 for k in range(n_members)]
         if min(len(t) for t, _ in member_splits) < 2:
             raise ValueError(
                 f"only {min(len(t) for t, _ in member_splits)} training window(s) after the "
@@ -863,7 +885,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             member_settings = dataclasses.replace(settings, checkpoint_dir=member_dirs[k])
             member_state = member_states[k]
             if n_members > 1 and self.verbose and dist.is_main:
-                held_out = "" if split_kind != "folds" else f", subject fold {k + 1} held out"
+                held_out = ("" if split_kind != "folds" else f", subject fold {k + 1} held out"
+                            ) if self.ensemble_split != "bootstrap" else (
+                    f", {np.unique(member_train).size} distinct training windows")
                 print(f"ensemble member {k + 1}/{n_members} (seed {member_seed}{held_out})",
                       flush=True)
             module, run, bias_initialized, init_report, n_trainable = self._train_member(
