@@ -107,6 +107,7 @@ def test_ensemble_packages_and_validates(tmp_path):
     ({"ensemble": 2, "ensemble_combine": "calibrate"}, "fitted on the validation subjects"),
     ({"ensemble": 2, "ensemble_split": "bags"}, "'ensemble_split' parameter"),
     ({"ensemble_split": "folds"}, "set ensemble >= 2"),
+    ({"ensemble_split": "bootstrap"}, "one member per bootstrap sample; set ensemble >= 2"),
     ({"ensemble": 2, "ensemble_split": "folds", "ensemble_combine": "stack"},
      "use ensemble_combine='calibrate'"),
     ({"ensemble": 2, "ensemble_split": "folds", "groups": None}, "pass groups="),

@@ -664,9 +664,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_option("ensemble_combine", self.ensemble_combine, ENSEMBLE_COMBINES)
         check_option("ensemble_split", self.ensemble_split, ENSEMBLE_SPLITS)
         folds = self.ensemble_split == "folds"
-        if folds and self.ensemble < 2:
+        if self.ensemble_split != "seeds" and self.ensemble < 2:
+            per = "subject fold" if folds else "bootstrap sample"
             raise InvalidParameterError(
-                "ensemble_split='folds' trains one member per subject fold; set ensemble >= 2")
+                f"ensemble_split={self.ensemble_split!r} trains one member per {per}; set "
+                "ensemble >= 2")
         if folds and self.ensemble_combine == "stack":
             raise InvalidParameterError(
                 "with ensemble_split='folds' each window has one out-of-fold prediction, not "
