@@ -88,11 +88,9 @@ ARCHITECTURES = {
     # stride 2 then 2: 50 tokens of 40 ms; the head reads 29 of them (the default's 1.2 s)
     "tokens-50": {"pool_sizes": (2, 2), "head_options": {"kernel": 29}},
 }
-_DEFAULT_MODEL = {"head": "distribution", "head_options": {"kernel": 15}}
-CONFIGS.update({
-    f"default@{name}": ("lightweight_fast", {**_DEFAULT_MODEL, **options},
-                        {"augment": ["time_shift", "time_scale", "channels_dropout"]})
-    for name, options in ARCHITECTURES.items()})
+_DEFAULT = CONFIGS["fast+distribution-k15+shift+scale+drop"]
+CONFIGS.update({f"default@{name}": (_DEFAULT[0], {**_DEFAULT[1], **options}, _DEFAULT[2])
+                for name, options in ARCHITECTURES.items()})
 
 #: mixes of member model options (``ensemble_mix``, entry k to member k mod len) for
 #: ``--mix-ensemble-of``; "time_heads": both time heads at kernels 9, 15 and 25, the default

@@ -5,7 +5,8 @@ Five seeds of one configuration disagree too little for their mean to beat the b
 (docs/benchmarks.md, "Why the ensembles of time heads do not beat their best member"). This
 benchmark trains a pool of members of several configurations of ``bench/challenge1.py`` (its
 protocol: the default synthetic release, seeded subject splits, 10 epochs, no early stopping;
-member k of a configuration has seed ``split + 1000 k``), keeps their test predictions
+member k of a configuration has seed ``split + 1000 k`` plus the configuration's own offset,
+``seed_offset``), keeps their test predictions
 (``--predictions``: a run that stopped continues where it was), and scores:
 
 - the named sets (``--sets NAME=CONFIG,CONFIG,...``; a configuration named n times takes its
@@ -33,6 +34,7 @@ import argparse
 import itertools
 import json
 import sys
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +92,10 @@ def parse_args(argv=None):
     args.pool = [_pool_entry(parser, entry) for entry in args.pool or study["pool"]]
     args.sets = [_set_entry(parser, entry, dict(args.pool))
                  for entry in args.sets or study["sets"]]
+    offsets = [seed_offset(config) for config, _ in args.pool]
+    if len(set(offsets)) < len(offsets):
+        parser.error("two --pool configurations would share seeds (seed_offset); rename one "
+                     "or leave one out")
     return args
 
 
@@ -135,12 +141,15 @@ def main(argv=None) -> int:
         for config, count in args.pool:
             for k in range(count):
                 key = f"{config}|{k}"
-                if f"pred:{key}" in store:
-                    continue
-                est, seconds, _ = fit_config(data, config, seed + 1000 * k, split,
+                member_seed = seed + 1000 * k + seed_offset(config)
+                if f"pred:{key}" in store and int(store.get(f"seed:{key}", -1)) == member_seed:
+                    continue  # trained already (files without seeds train again)
+                est, seconds, _ = fit_config(data, config, member_seed, split,
                                              epochs=args.epochs, batch=args.batch,
                                              return_estimator=True)  # to read its head
                 store[f"pred:{key}"] = est.predict(test)
+                store[f"seed:{key}"] = np.array(member_seed)
+                store[f"seconds:{key}"] = np.array(seconds)
                 heads = [m for m in est.model_.modules() if isinstance(m, TimeHead)]
                 if heads:
                     store[f"logp:{key}"] = _log_probabilities(est.model_, heads[0], test.X)
@@ -153,6 +162,12 @@ def main(argv=None) -> int:
                       flush=True)
         splits[seed] = store
 
+    # every member alone: its seed, test NRMSE and fit seconds per split
+    alone = {f"{config}|{k}": [
+        {"seed": seed, "member_seed": int(store[f"seed:{config}|{k}"]),
+         "nrmse": nrmse(store["y"], store[f"pred:{config}|{k}"]),
+         "fit_s": float(store[f"seconds:{config}|{k}"])} for seed, store in splits.items()]
+        for config, count in args.pool for k in range(count)}
     named = {name: score(splits, members) for name, members in args.sets}
     counts = dict(args.pool)
     ranked = []
@@ -163,8 +178,8 @@ def main(argv=None) -> int:
                                                  "gain_over_best_member",
                                                  "beats_best_member")})
     ranked.sort(key=lambda e: e["mean_nrmse"])
-    result = {"args": vars(args), "sets": named, "ranked": ranked[:args.top],
-              "n_ranked": len(ranked)}
+    result = {"args": vars(args), "members": alone, "sets": named,
+              "ranked": ranked[:args.top], "n_ranked": len(ranked)}
     rows = [[name, f"{e['mean_nrmse']:.4f}", f"{e['mean_best_member_nrmse']:.4f}",
              f"{e['mean_member_nrmse']:.4f}", f"{e['gain_over_best_member']:+.4f}",
              f"{e['beats_best_member']}/{len(args.seeds)}",
@@ -182,6 +197,13 @@ def main(argv=None) -> int:
     if args.out:
         common.write_json(args.out, result, indent=2)
     return 0
+
+
+def seed_offset(config: str) -> int:
+    """What a configuration adds to its members' seeds: 0 for the default (its members are
+    bench/challenge1.py's single model and ensemble), 1-999 from the name for the others, so
+    no two configurations share batches, crops and augmentation draws."""
+    return 0 if config == DEFAULT else 1 + zlib.crc32(config.encode()) % 999
 
 
 def score(splits: dict, members: list[str]) -> dict:

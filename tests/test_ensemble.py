@@ -70,14 +70,16 @@ def test_stacked_ensemble_saves_reloads_and_pickles(tmp_path):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).predict(X[:5]), pred)
 
 
-def test_ensemble_members_checkpoint_and_resume(tmp_path):
-    X, y, _ = _data()
-    first = _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y)
+@pytest.mark.parametrize("split", ["seeds", "bootstrap"])
+def test_ensemble_members_checkpoint_and_resume(tmp_path, split):
+    X, y, groups = _data()
+    kw = dict(ensemble=2, ensemble_split=split, checkpoint_dir=str(tmp_path))
+    first = _est(**kw).fit(X, y, groups=groups)
     assert (tmp_path / "member-0" / "last.pt").exists()
     assert (tmp_path / "member-1" / "last.pt").exists()
     with pytest.raises(FileExistsError, match="resume=True"):
-        _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y)
-    again = _est(ensemble=2, checkpoint_dir=str(tmp_path)).fit(X, y, resume=True)
+        _est(**kw).fit(X, y, groups=groups)
+    again = _est(**kw).fit(X, y, groups=groups, resume=True)
     np.testing.assert_array_equal(again.predict(X[:4]), first.predict(X[:4]))
 
 
@@ -156,6 +158,22 @@ def test_bootstrap_draws_each_subjects_share_with_replacement():
     assert not np.array_equal(a, b)
     np.testing.assert_array_equal(a, _bootstrap(train, groups, 0))
     assert len(_bootstrap(train, None, 0)) == len(train)
+
+
+def test_bootstrap_samples_leave_the_validation_subjects_out_and_stack(monkeypatch):
+    import eegattn.training.estimator as estimator
+
+    drawn = []
+    original = estimator._bootstrap
+    monkeypatch.setattr(estimator, "_bootstrap",
+                        lambda *a: drawn.append(original(*a)) or drawn[-1])
+    X, y, groups = _data()
+    est = _est(ensemble=2, ensemble_split="bootstrap", ensemble_combine="stack",
+               valid_fraction=0.25, seed=1).fit(X, y, groups=groups)
+    assert len(drawn) == 2 and est.valid_subjects_
+    for sample in drawn:
+        assert not np.isin(groups[sample], est.valid_subjects_).any()
+    assert est.model_.weights.shape == (2,) and est.valid_split_ == "subject"
 
 
 def test_bootstrap_member_is_the_model_trained_on_its_own_sample():

@@ -71,8 +71,9 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble-combine", choices=("mean", "stack", "calibrate"),
                         default="mean",
                         help="mean of the members; non-negative weights + intercept fitted on "
-                        "the validation subjects (seeds); or the mean times a slope plus an "
-                        "intercept fitted on held-out predictions (out-of-fold with folds)")
+                        "the validation subjects (seeds, bootstrap); or the mean times a slope "
+                        "plus an intercept fitted on held-out predictions (out-of-fold with "
+                        "folds)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="the training forward pass in float32 (default) or under bf16 "
                         "autocast (GPUs with bf16 tensor cores)")

@@ -125,7 +125,8 @@ def _bootstrap(train_idx: np.ndarray, groups, seed: int) -> np.ndarray:
     """A bootstrap sample of ``train_idx`` (``ensemble_split="bootstrap"``): as many windows,
     drawn with replacement within each subject so every subject keeps its share (over all
     windows without ``groups``); about 37 % of each subject's windows are left out of it."""
-    rng = np.random.default_rng([seed, 2])
+    # a stream of its own: the loop draws epoch e's order, crops and scales from [seed, e]
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     if groups is None:
         return np.sort(rng.choice(train_idx, size=len(train_idx), replace=True))
     groups = np.asarray(groups)[train_idx]
@@ -477,14 +478,14 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         about 37 % of its windows are left out of each member).
     ensemble_combine : {"mean", "stack", "calibrate"}
         ``"mean"`` of the members; ``"stack"``: non-negative weights and an intercept fitted
-        on the validation subjects' member predictions (seeds only); ``"calibrate"``: the
-        mean times a slope plus an intercept, fitted on the validation subjects (seeds) or on
-        the out-of-fold predictions (folds).
+        on the validation subjects' member predictions (seeds or bootstrap, not folds);
+        ``"calibrate"``: the mean times a slope plus an intercept, fitted on the validation
+        subjects (seeds, bootstrap) or on the out-of-fold predictions (folds).
     ensemble_mix : list of dict | None
         Members of different configurations: member k's model options are
         ``model_options`` updated by entry k mod len of this list (e.g. ``[{}, {"head":
         "softargmax"}]``; :func:`eegattn.models.member_options`). None: every member has
-        ``model_options``. Combines with either ``ensemble_split``. On challenge 1, five
+        ``model_options``. Combines with every ``ensemble_split``. On challenge 1, five
         mixed time heads did not beat five seeds (docs/benchmarks.md, "Ensembles of mixed
         time heads").
     num_workers : int | None
@@ -716,13 +717,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         frac = float(self.valid_fraction)
         if frac == 0.0:
             return np.arange(n), np.zeros(0, dtype=np.int64), None, None
-        if groups is not None:
-            groups = np.asarray(groups)
-            if groups.shape != (n,):
-                raise ValueError(
-                    f"groups has shape {groups.shape} but X has {n} windows; give one subject "
-                    "id per window"
-                )
+        if groups is not None:  # checked by fit: one subject id per window
             n_subjects = np.unique(groups).size
             if n_subjects < 2:
                 raise ValueError(
@@ -782,6 +777,11 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"fit needs at least 2 windows, got {n}")
         y = check_y(y, n, warn_column=True)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise ValueError(f"groups has shape {groups.shape} but X has {n} windows; give "
+                                 "one subject id per window")
         crop = self.crop_n_times
         if crop is not None and crop > n_times:
             raise ValueError(
@@ -844,9 +844,6 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             train_idx, valid_idx, split_kind, valid_subjects = self._split(n, groups, seed)
             member_splits = [(train_idx, valid_idx)] * n_members
             if self.ensemble_split == "bootstrap":
-                if groups is not None and np.shape(groups) != (n,):
-                    raise ValueError(f"groups has shape {np.shape(groups)} but X has {n} "
-                                     "windows; give one subject id per window")
                 member_splits = [(_bootstrap(train_idx, groups, seed + k), valid_idx)
                                  for k in range(n_members)]
         if min(len(t) for t, _ in member_splits) < 2:
@@ -887,10 +884,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             member_settings = dataclasses.replace(settings, checkpoint_dir=member_dirs[k])
             member_state = member_states[k]
             if n_members > 1 and self.verbose and dist.is_main:
-                held_out = ("" if split_kind != "folds" else f", subject fold {k + 1} held out"
-                            ) if self.ensemble_split != "bootstrap" else (
-                    f", {np.unique(member_train).size} distinct training windows")
-                print(f"ensemble member {k + 1}/{n_members} (seed {member_seed}{held_out})",
+                data = ""
+                if self.ensemble_split == "folds":
+                    data = f", subject fold {k + 1} held out"
+                elif self.ensemble_split == "bootstrap":
+                    data = f", {np.unique(member_train).size} distinct training windows"
+                print(f"ensemble member {k + 1}/{n_members} (seed {member_seed}{data})",
                       flush=True)
             module, run, bias_initialized, init_report, n_trainable = self._train_member(
                 member_specs[k]["model_options"], member_settings, member_state, member_seed,
@@ -986,11 +985,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 "ensemble_split='folds' holds out subjects; pass groups= (one subject id per "
                 "window) or a WindowSet, or use ensemble_split='seeds'")
-        groups = np.asarray(groups)
-        if groups.shape != (n,):
-            raise ValueError(f"groups has shape {groups.shape} but X has {n} windows; give "
-                             "one subject id per window")
-        n_subjects = np.unique(groups).size
+        n_subjects = np.unique(groups).size  # groups checked by fit
         if n_subjects < k:
             raise ValueError(
                 f"ensemble={k} subject folds need at least {k} subjects, got {n_subjects}; "
