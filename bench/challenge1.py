@@ -143,8 +143,7 @@ def parse_args(argv=None):
     if (args.fold_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
             ) and args.ensemble < 2:
         parser.error("--fold-ensemble-of / --mix-ensemble-of / --bootstrap-ensemble-of train "
-                     "ensembles of --ensemble "
-                     "members; give --ensemble 2 or more")
+                     "ensembles of --ensemble members; give --ensemble 2 or more")
     if args.mix_ensemble_of and args.ensemble != len(MIXES[args.mix]):
         parser.error(f"--mix {args.mix} has {len(MIXES[args.mix])} entries; give --ensemble "
                      f"{len(MIXES[args.mix])} (one member each)")
