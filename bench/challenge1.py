@@ -13,7 +13,9 @@ default before this benchmark) with its standard error, wins per split, fit time
 training windows per second. The ridge floor and the mean predictor sit beside them.
 
 Say which splits chose settings: pass them with ``--seeds`` and record them in the docs;
-report on fresh ones.
+report on fresh ones. An ensemble is scored against its mean member and its best member on
+the test split; with ``--valid-fraction`` also against the member best on held-out training
+subjects, the one a user could choose.
 
     .venv/bin/python bench/challenge1.py --seeds 10 11 12 --out docs/results/challenge1.json
 """
@@ -125,6 +127,15 @@ def parse_args(argv=None):
                         help="also train --ensemble members of each named config, each on "
                         "its own bootstrap sample of the training windows within subjects "
                         "(ensemble_split='bootstrap', bagging), and score their mean")
+    parser.add_argument("--seed-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
+                        help="also train --ensemble seeds of each named config in one "
+                        "estimator fit (ensemble_split='seeds', member k seed split + k) and "
+                        "score their mean; unlike --ensemble-of, --valid-fraction applies")
+    parser.add_argument("--valid-fraction", type=float, default=0.0,
+                        help="ensembles of one estimator fit (--seed-, --mix-, "
+                        "--bootstrap-ensemble-of) hold out this share of the training "
+                        "subjects, train on the rest, and name the member best on them: the "
+                        "member a user could choose without the test subjects")
     parser.add_argument("--mix", default="time_heads", choices=list(MIXES),
                         help="the members' model options of --mix-ensemble-of (MIXES)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -140,10 +151,15 @@ def parse_args(argv=None):
                         help="rebuild the results of stopped runs from their printed lines "
                         "(complete splits only; the references are recomputed); with --out")
     args = parser.parse_args(argv)
-    if (args.fold_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
-            ) and args.ensemble < 2:
-        parser.error("--fold-ensemble-of / --mix-ensemble-of / --bootstrap-ensemble-of train "
-                     "ensembles of --ensemble members; give --ensemble 2 or more")
+    one_fit = args.seed_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
+    if (args.fold_ensemble_of or one_fit) and args.ensemble < 2:
+        parser.error("--fold-, --seed-, --mix- and --bootstrap-ensemble-of train ensembles of "
+                     "--ensemble members; give --ensemble 2 or more")
+    if not 0 <= args.valid_fraction < 1:
+        parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
+    if args.valid_fraction and not one_fit:
+        parser.error("--valid-fraction holds out subjects of --seed-, --mix- or "
+                     "--bootstrap-ensemble-of; name one of them")
     if args.mix_ensemble_of and args.ensemble != len(MIXES[args.mix]):
         parser.error(f"--mix {args.mix} has {len(MIXES[args.mix])} entries; give --ensemble "
                      f"{len(MIXES[args.mix])} (one member each)")
@@ -203,10 +219,10 @@ def fit_config(data: Data, name: str, seed: int, split, *, epochs: int, batch: i
     train_ws = (data.wide.subset(np.flatnonzero(np.isin(data.wide.groups,
                                                         split.train_subjects)))
                 if moving else data.exact.subset(split.train))
+    est_options.setdefault("valid_fraction", 0.0)
     est = EEGAttentionRegressor(
         model=model, model_options=model_options or None, max_epochs=epochs,
-        batch_size=batch, lr=1e-3, early_stopping=False, valid_fraction=0.0,
-        seed=seed, verbose=0, **est_options,
+        batch_size=batch, lr=1e-3, early_stopping=False, seed=seed, verbose=0, **est_options,
         **({"crop_n_times": 200, "crop_anchor": data.anchor} if moving else {}))
     start = time.perf_counter()
     est.fit(train_ws)
@@ -239,10 +255,18 @@ def main(argv=None) -> int:
     fold_ensembles = args.fold_ensemble_of if args.ensemble > 1 else []
     ens_names += [f"{n} x{args.ensemble} folds{suffix}" for n in fold_ensembles
                   for suffix in ("", "+calibrated")]
+    # members trained on fewer subjects (--valid-fraction) are another row: the name says so
+    held_out = f" valid{args.valid_fraction:g}" if args.valid_fraction else ""
     mix_ensembles = args.mix_ensemble_of if args.ensemble > 1 else []
-    ens_names += [f"{n} x{args.ensemble} {args.mix}" for n in mix_ensembles]
     bootstrap_ensembles = args.bootstrap_ensemble_of if args.ensemble > 1 else []
-    ens_names += [f"{n} x{args.ensemble} bootstrap" for n in bootstrap_ensembles]
+    seed_ensembles = args.seed_ensemble_of if args.ensemble > 1 else []
+    one_fit = ([(b, f"{b} x{args.ensemble} {args.mix}{held_out}",
+                 {"ensemble_mix": MIXES[args.mix]}) for b in mix_ensembles]
+               + [(b, f"{b} x{args.ensemble} bootstrap{held_out}",
+                   {"ensemble_split": "bootstrap"}) for b in bootstrap_ensembles]
+               + [(b, f"{b} x{args.ensemble} seeds{held_out}", {"ensemble_split": "seeds"})
+                  for b in seed_ensembles])
+    ens_names += [name for _, name, _ in one_fit]
     for n in ens_names:
         runs[n] = []
     reference = {"mean predictor": [], "oracle": []}
@@ -293,13 +317,10 @@ def main(argv=None) -> int:
                       f"(best member {min(member_scores):.4f})", flush=True)
             runs[f"{base} x{args.ensemble} folds+calibrated"][-1]["calibration"] = [
                 float(est.model_.weights.sum()), float(est.model_.intercept)]
-        # one fit each: members of several configurations (--mix), or bagged members
-        for base, name, extra in (
-                [(b, f"{b} x{args.ensemble} {args.mix}", {"ensemble_mix": MIXES[args.mix]})
-                 for b in mix_ensembles]
-                + [(b, f"{b} x{args.ensemble} bootstrap", {"ensemble_split": "bootstrap"})
-                   for b in bootstrap_ensembles]):
-            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble, **extra)
+        # one fit each: members of several configurations (--mix), bagged members, seeds
+        for base, name, extra in one_fit:
+            est, seconds, _ = fit_predict(base, seed, split, ensemble=args.ensemble,
+                                          valid_fraction=args.valid_fraction, **extra)
             members = est.predict_members(exact.subset(split.test))
             member_scores = [nrmse(y_test, p) for p in members.T]
             runs[name].append({"seed": seed, "nrmse": nrmse(y_test, members.mean(1)),
@@ -307,7 +328,8 @@ def main(argv=None) -> int:
                                "mean_member_nrmse": float(np.mean(member_scores)),
                                "member_nrmse": member_scores, "fit_s": seconds,
                                "members": [m["model_options"] for m in est.ensemble_members_],
-                               **offsets(y_test, members.mean(1), members)})
+                               **offsets(y_test, members.mean(1), members),
+                               **chosen_member(est, exact, member_scores)})
             print(f"split {seed}: {name:<26} NRMSE {runs[name][-1]['nrmse']:.4f} "
                   f"(best member {min(member_scores):.4f})", flush=True)
         if args.out:  # every finished split is kept, should the run be stopped
@@ -317,6 +339,22 @@ def main(argv=None) -> int:
 
     result = {"args": vars(args), "runs": runs, "reference": reference}
     return report(result, args.out)
+
+
+def chosen_member(est, exact, member_scores) -> dict:
+    """The member a user could choose without the test subjects: the best on the estimator's
+    validation subjects (their exact windows), with its test NRMSE; {} without validation."""
+    import numpy as np
+
+    from eegattn.training.metrics import nrmse
+
+    if not est.valid_subjects_:
+        return {}
+    valid = exact.subset(np.flatnonzero(np.isin(exact.groups, est.valid_subjects_)))
+    scores = [nrmse(valid.y, p) for p in est.predict_members(valid).T]
+    k = int(np.argmin(scores))
+    return {"valid_subjects": list(est.valid_subjects_), "member_valid_nrmse": scores,
+            "chosen_member": k, "chosen_member_nrmse": member_scores[k]}
 
 
 def offsets(y, pred, members) -> dict:
@@ -359,6 +397,11 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
             entry.update(gain_over_best_member=float(gain.mean()),
                          gain_over_best_member_se=_se(gain),
                          beats_best_member=int((gain > 0).sum()))
+        if cells and "chosen_member_nrmse" in cells[0]:  # chosen without the test subjects
+            gain = np.array([c["chosen_member_nrmse"] for c in cells]) - scores
+            entry.update(gain_over_chosen_member=float(gain.mean()),
+                         gain_over_chosen_member_se=_se(gain),
+                         beats_chosen_member=int((gain > 0).sum()))
         if cells and "mean_member_nrmse" in cells[0]:  # what averaging gained: diversity
             gain = np.array([c["mean_member_nrmse"] for c in cells]) - scores
             entry.update(gain_over_mean_member=float(gain.mean()),
@@ -411,7 +454,12 @@ def report(result: dict, out: str | None) -> int:
               f"{entry['beats_best_member']}/{len(entry['per_split'])} splits"
               + (f"; {entry['gain_over_mean_member']:+.4f} "
                  f"({entry['gain_over_mean_member_se']:.4f}) better than its mean member"
-                 if "gain_over_mean_member" in entry else ""))
+                 if "gain_over_mean_member" in entry else "")
+              + (f"; {entry['gain_over_chosen_member']:+.4f} "
+                 f"({entry['gain_over_chosen_member_se']:.4f}) better than the member best on "
+                 f"the validation subjects, on {entry['beats_chosen_member']}/"
+                 f"{len(entry['per_split'])} splits"
+                 if "gain_over_chosen_member" in entry else ""))
     if out:
         common.write_json(out, result, indent=2)
         print(f"\nwrote {out}")

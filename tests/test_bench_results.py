@@ -123,3 +123,55 @@ def test_ensemble_members_averages_log_probabilities_only_on_one_grid(bench_dir)
     assert 0.5 < members.score({20: store}, ["a", "a"])["member_correlation"] < 0.99
     store["pred:fine|0"] = y[::-1]
     assert members.score({20: store}, ["a", "fine"])["member_correlation"] == pytest.approx(-1.0)
+
+
+def test_chosen_member_is_picked_on_the_validation_subjects_not_the_test_split(bench_dir):
+    import numpy as np
+
+    challenge1 = _load("challenge1")
+
+    class Windows:  # what chosen_member reads of a WindowSet
+        def __init__(self, y, groups):
+            self.y, self.groups = y, groups
+
+        def subset(self, idx):
+            return Windows(self.y[idx], self.groups[idx])
+
+    class Fitted:  # two members: exact on the validation subjects, and 0.2 s late
+        valid_subjects_ = ["v1", "v2"]
+
+        def predict_members(self, windows):
+            assert set(windows.groups) <= {"v1", "v2"}  # never the test subject's windows
+            return np.stack([windows.y, windows.y + 0.2], 1)
+
+    y = np.array([0.6, 1.0, 1.4, 1.8, 0.8, 1.6])
+    windows = Windows(y, np.array(["v1", "v1", "v2", "v2", "test", "test"]))
+    # member 1 is the better one on the test split: the choice must not see it
+    cell = challenge1.chosen_member(Fitted(), windows, member_scores=[0.9, 0.3])
+    assert cell["chosen_member"] == 0 and cell["chosen_member_nrmse"] == 0.9
+    assert cell["member_valid_nrmse"] == pytest.approx([0.0, 0.2 / y[:4].std()])
+    assert cell["valid_subjects"] == ["v1", "v2"]
+    Fitted.valid_subjects_ = None  # trained on every subject: no member can be chosen
+    assert challenge1.chosen_member(Fitted(), windows, member_scores=[0.9, 0.3]) == {}
+    # the summary: the ensemble against the chosen member, with its standard error and wins
+    result = _run([20, 21, 22], ["fast", "ens"])
+    for cell, chosen in zip(result["runs"]["ens"], (0.02, -0.01, 0.03), strict=True):
+        cell["chosen_member_nrmse"] = cell["nrmse"] + chosen
+    summary, _ = challenge1.summarise(result["runs"], result["reference"])
+    assert summary["ens"]["gain_over_chosen_member"] == pytest.approx(0.04 / 3)
+    assert summary["ens"]["gain_over_chosen_member_se"] == pytest.approx(
+        np.std([0.02, -0.01, 0.03], ddof=1) / np.sqrt(3))
+    assert summary["ens"]["beats_chosen_member"] == 2
+    assert "gain_over_chosen_member" not in summary["fast"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--valid-fraction", "0.25"], "name one of them"),
+    (["--seed-ensemble-of", "fast", "--ensemble", "5", "--valid-fraction", "1"], "[0, 1)"),
+    (["--seed-ensemble-of", "fast"], "give --ensemble 2 or more"),
+])
+def test_challenge1_refuses_bad_ensemble_options(bench_dir, capsys, argv, message):
+    challenge1 = _load("challenge1")
+    with pytest.raises(SystemExit):
+        challenge1.parse_args(argv)
+    assert message in capsys.readouterr().err
