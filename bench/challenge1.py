@@ -131,6 +131,12 @@ def parse_args(argv=None):
                         help="also train --ensemble seeds of each named config in one "
                         "estimator fit (ensemble_split='seeds', member k seed split + k) and "
                         "score their mean; unlike --ensemble-of, --valid-fraction applies")
+    parser.add_argument("--joint-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
+                        help="also train --ensemble members of each named config together "
+                        "(ensemble_split='joint', negative correlation learning), once per "
+                        "--diversity, and score their mean")
+    parser.add_argument("--diversity", type=float, nargs="+", default=[1.0],
+                        help="the joint ensembles' ensemble_diversity values (one row each)")
     parser.add_argument("--valid-fraction", type=float, default=0.0,
                         help="ensembles of one estimator fit (--seed-, --mix-, "
                         "--bootstrap-ensemble-of) hold out this share of the training "
@@ -151,15 +157,18 @@ def parse_args(argv=None):
                         help="rebuild the results of stopped runs from their printed lines "
                         "(complete splits only; the references are recomputed); with --out")
     args = parser.parse_args(argv)
-    one_fit = args.seed_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
+    one_fit = (args.seed_ensemble_of or args.mix_ensemble_of or args.bootstrap_ensemble_of
+               or args.joint_ensemble_of)
     if (args.fold_ensemble_of or one_fit) and args.ensemble < 2:
-        parser.error("--fold-, --seed-, --mix- and --bootstrap-ensemble-of train ensembles of "
-                     "--ensemble members; give --ensemble 2 or more")
+        parser.error("--fold-, --seed-, --mix-, --bootstrap- and --joint-ensemble-of train "
+                     "ensembles of --ensemble members; give --ensemble 2 or more")
+    if any(d < 0 for d in args.diversity):
+        parser.error(f"--diversity values must be >= 0, got {args.diversity}")
     if not 0 <= args.valid_fraction < 1:
         parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
     if args.valid_fraction and not one_fit:
-        parser.error("--valid-fraction holds out subjects of --seed-, --mix- or "
-                     "--bootstrap-ensemble-of; name one of them")
+        parser.error("--valid-fraction holds out subjects of --seed-, --mix-, --bootstrap- "
+                     "or --joint-ensemble-of; name one of them")
     if args.mix_ensemble_of and args.ensemble != len(MIXES[args.mix]):
         parser.error(f"--mix {args.mix} has {len(MIXES[args.mix])} entries; give --ensemble "
                      f"{len(MIXES[args.mix])} (one member each)")
@@ -260,12 +269,16 @@ def main(argv=None) -> int:
     mix_ensembles = args.mix_ensemble_of if args.ensemble > 1 else []
     bootstrap_ensembles = args.bootstrap_ensemble_of if args.ensemble > 1 else []
     seed_ensembles = args.seed_ensemble_of if args.ensemble > 1 else []
+    joint_ensembles = args.joint_ensemble_of if args.ensemble > 1 else []
     one_fit = ([(b, f"{b} x{args.ensemble} {args.mix}{held_out}",
                  {"ensemble_mix": MIXES[args.mix]}) for b in mix_ensembles]
                + [(b, f"{b} x{args.ensemble} bootstrap{held_out}",
                    {"ensemble_split": "bootstrap"}) for b in bootstrap_ensembles]
                + [(b, f"{b} x{args.ensemble} seeds{held_out}", {"ensemble_split": "seeds"})
-                  for b in seed_ensembles])
+                  for b in seed_ensembles]
+               + [(b, f"{b} x{args.ensemble} joint{d:g}{held_out}",
+                   {"ensemble_split": "joint", "ensemble_diversity": d})
+                  for b in joint_ensembles for d in args.diversity])
     ens_names += [name for _, name, _ in one_fit]
     for n in ens_names:
         runs[n] = []

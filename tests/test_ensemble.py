@@ -70,13 +70,16 @@ def test_stacked_ensemble_saves_reloads_and_pickles(tmp_path):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).predict(X[:5]), pred)
 
 
-@pytest.mark.parametrize("split", ["seeds", "bootstrap"])
+@pytest.mark.parametrize("split", ["seeds", "bootstrap", "joint"])
 def test_ensemble_members_checkpoint_and_resume(tmp_path, split):
     X, y, groups = _data()
     kw = dict(ensemble=2, ensemble_split=split, checkpoint_dir=str(tmp_path))
     first = _est(**kw).fit(X, y, groups=groups)
-    assert (tmp_path / "member-0" / "last.pt").exists()
-    assert (tmp_path / "member-1" / "last.pt").exists()
+    if split == "joint":  # one loop, one checkpoint
+        assert (tmp_path / "last.pt").exists() and not (tmp_path / "member-0").exists()
+    else:
+        assert (tmp_path / "member-0" / "last.pt").exists()
+        assert (tmp_path / "member-1" / "last.pt").exists()
     with pytest.raises(FileExistsError, match="resume=True"):
         _est(**kw).fit(X, y, groups=groups)
     again = _est(**kw).fit(X, y, groups=groups, resume=True)
@@ -114,6 +117,13 @@ def test_ensemble_packages_and_validates(tmp_path):
      "use ensemble_combine='calibrate'"),
     ({"ensemble": 2, "ensemble_split": "folds", "groups": None}, "pass groups="),
     ({"ensemble": 3, "ensemble_split": "folds", "groups": [0, 1] * 8}, "at least 3 subjects"),
+    ({"ensemble_split": "joint"}, "trains members together; set ensemble >= 2"),
+    ({"ensemble": 2, "ensemble_split": "joint", "ensemble_diversity": -1.0},
+     "'ensemble_diversity' parameter"),
+    ({"ensemble": 2, "ensemble_split": "joint", "ensemble_mix": [{}, {"head": "softargmax"}]},
+     "drop ensemble_mix, init and finetune"),
+    ({"ensemble": 2, "ensemble_split": "joint", "finetune": "frozen"},
+     "drop ensemble_mix, init and finetune"),
 ])
 def test_bad_ensemble_options(kw, message):
     X, y, groups = _data(n=16)
@@ -292,3 +302,40 @@ def test_a_mix_entry_the_model_cannot_take_fails_before_any_member_trains(monkey
                                        {"head": "softargmax", "head_options": {"kernel": 4}}]
              ).fit(X, y)
     assert trained == []
+
+
+def test_negative_correlation_criterion_rewards_the_members_spread():
+    from torch import nn
+
+    from eegattn.training.loop import negative_correlation_criterion
+
+    class Timed(nn.Module):  # a member with a head criterion of its own: reads its W outputs
+        def loss_criterion(self):
+            return lambda out, y: (out[:, 1] - y).abs().mean()
+
+    y = torch.tensor([1.0, 2.0])
+    # two regression members (W = 1): predictions 1.5, 2.5 and 0.5, 1.5 (spread 0.25 each)
+    out = torch.tensor([[1.5, 0.5], [2.5, 1.5]])
+    plain = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 0.0, 1.0)
+    assert plain(out, y).item() == pytest.approx(0.25)  # the members' mean loss
+    joint = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 2.0, 0.5)
+    assert joint(out, y).item() == pytest.approx(0.25 - 2.0 * 0.25 / 0.5)
+    # members with their own criterion read their whole output; the spread reads column 0
+    timed = negative_correlation_criterion([Timed(), Timed()], nn.MSELoss(), 1.0, 1.0)
+    out = torch.tensor([[1.0, 1.0, 2.0, 2.0], [1.0, 3.0, 1.0, 1.0]])  # (b, K * W), W = 2
+    assert timed(out, y).item() == pytest.approx((0.5 + 1.0) / 2 - 0.125)
+
+
+def test_joint_members_train_together_and_spread_with_the_diversity():
+    X, y, groups = _data()
+    kw = dict(ensemble=3, ensemble_split="joint", seed=5, valid_fraction=0.25)
+    together = _est(ensemble_diversity=0.0, **kw).fit(X, y, groups=groups)
+    spread = _est(ensemble_diversity=3.0, **kw).fit(X, y, groups=groups)
+    members = spread.predict_members(X)
+    np.testing.assert_allclose(spread.predict(X), members.mean(1), rtol=1e-5, atol=1e-6)
+    assert members.std(1).mean() > 2 * together.predict_members(X).std(1).mean()
+    assert len(spread.history_) == 2 and "member" not in spread.history_[0]  # one loop
+    assert spread.members_best_epoch_ == [spread.members_best_epoch_[0]] * 3
+    assert spread.ensemble_members_ == [{"model": "lightweight_fast",
+                                         "model_options": SMALL}] * 3
+    assert not spread.model_.joint  # predicts (b, 1) again, as any ensemble

@@ -101,19 +101,24 @@ def test_fold_ensemble_needs_as_many_training_subjects_as_members(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_bagged_ensemble_run_names_its_split_and_refuses_one_member_early(tmp_path):
+@pytest.mark.parametrize("split, label, refusal", [
+    ("bootstrap", "(bootstrap)", "one member per bootstrap sample"),
+    ("joint", "(joint, diversity 1)", "trains members together"),
+])
+def test_ensemble_run_names_its_split_and_refuses_one_member_early(tmp_path, split, label,
+                                                                    refusal):
     result = run_challenge(
         1, model="lightweight_fast", model_options={"conv_channels": [16, 32]}, epochs=1,
         batch_size=32, n_subjects=10, cache_dir=tmp_path / "cache", verbose=0,
         synthetic_options=TINY, test_fraction=0.3, plots=False, linear_baseline=False,
-        ensemble=2, ensemble_split="bootstrap", runs_dir=tmp_path)
+        ensemble=2, ensemble_split=split, runs_dir=tmp_path)
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["model"] == "ensemble" and len(config["model_options"]["members"]) == 2
     assert "out_of_fold_nrmse" not in result.metrics
-    assert "model: lightweight_fast, ensemble of 2 (bootstrap) |" in result.table
+    assert f"model: lightweight_fast, ensemble of 2 {label} |" in result.table
     runs = sorted(p for p in tmp_path.iterdir() if p.name != "cache")
-    with pytest.raises(ValueError, match="one member per bootstrap sample"):
+    with pytest.raises(ValueError, match=refusal):
         run_challenge(1, n_subjects=10, test_fraction=0.3, ensemble=1,
-                      ensemble_split="bootstrap", runs_dir=tmp_path, cache_dir=tmp_path / "cache",
+                      ensemble_split=split, runs_dir=tmp_path, cache_dir=tmp_path / "cache",
                       synthetic_options=TINY)
     assert sorted(p for p in tmp_path.iterdir() if p.name != "cache") == runs  # no run folder

@@ -58,11 +58,16 @@ def add_arguments(parser, challenge=None):
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
                         help="train K members and combine them into one model: one run "
                         "folder, one submission module")
-    parser.add_argument("--ensemble-split", choices=("seeds", "folds", "bootstrap"),
+    parser.add_argument("--ensemble-split", choices=("seeds", "folds", "bootstrap", "joint"),
                         default="seeds",
                         help="members differ by seed on one split (seeds..seed+K-1), each "
-                        "holds out one of K subject folds (out-of-fold predictions), or each "
-                        "trains on its own bootstrap sample of the windows (bagging)")
+                        "holds out one of K subject folds (out-of-fold predictions), each "
+                        "trains on its own bootstrap sample of the windows (bagging), or "
+                        "all train together, rewarded for erring differently (negative "
+                        "correlation learning, --ensemble-diversity)")
+    parser.add_argument("--ensemble-diversity", type=float, default=1.0, metavar="W",
+                        help="--ensemble-split joint: the weight of the members' spread in "
+                        "their joint loss (default 1.0; 0: trained together, no penalty)")
     parser.add_argument("--ensemble-mix", type=_ensemble_mix, default=None, metavar="JSON",
                         help="members of different configurations: a JSON list of "
                         "model-option objects, member k taking entry k mod its length over "
@@ -197,7 +202,8 @@ def run(args):
                 head=args.head, augment=args.augment, context_s=args.context_s,
                 ensemble=args.ensemble, ensemble_combine=args.ensemble_combine,
                 ensemble_split=args.ensemble_split, ensemble_mix=args.ensemble_mix,
-                precision=args.precision, tasks=args.tasks, trial_rule=args.trial_rule,
+                ensemble_diversity=args.ensemble_diversity, precision=args.precision,
+                tasks=args.tasks, trial_rule=args.trial_rule,
             )
     except TrainingInterrupted as stop:
         import sys

@@ -3,9 +3,11 @@
 ``EEGAttentionRegressor(ensemble=K)`` (``eegattn train --ensemble K``) trains K members with
 seeds ``seed, seed + 1, ...`` on the same split, or one per held-out subject fold
 (``ensemble_split="folds"``), each through the training loop with its own early stopping,
-and combines them here; the run folder stores the ensemble as the model ``"ensemble"`` with
-its members' specs, so ``load_run`` rebuilds it and the submission packager traces it into
-one torch-only module (K times a member's inference time).
+or all K together in one loop (``ensemble_split="joint"``, negative correlation learning:
+``eegattn.training.loop.negative_correlation_criterion``), and combines them here; the run
+folder stores the ensemble as the model ``"ensemble"`` with its members' specs, so
+``load_run`` rebuilds it and the submission packager traces it into one torch-only module (K
+times a member's inference time).
 
 Combination: the mean (weights 1/K, intercept 0); a linear stacker fitted on the members'
 predictions for the validation subjects (non-negative weights and an intercept, by
@@ -61,8 +63,13 @@ class MeanEnsemble(TraceableDirMixin, EEGModuleMixin, nn.Module):
         k = len(self.members)
         self.register_buffer("weights", torch.full((k,), 1.0 / k))  # the mean by default
         self.register_buffer("intercept", torch.zeros(()))
+        # members trained together (ensemble_split="joint"): in training mode the forward
+        # gives every member's whole output for the joint criterion; never saved or traced
+        self.joint = False
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.joint and self.training:  # (b, K * W): negative_correlation_criterion's input
+            return torch.stack([m(x) for m in self.members], dim=1).flatten(1)
         preds = torch.stack([m(x)[:, 0] for m in self.members], dim=1)  # (b, K)
         return (preds @ self.weights + self.intercept)[:, None]  # (b, 1)
 

@@ -74,6 +74,7 @@ from eegattn.training.loop import (
     make_loss,
     make_optimizer,
     make_scheduler,
+    negative_correlation_criterion,
     predict_module,
     random_crop_offsets,
     seeded_crop_offsets,
@@ -117,7 +118,7 @@ _FINITE_CHUNK_BYTES = 64 * 1024**2
 
 #: how ensemble members differ, and how they are combined (``ensemble_split`` /
 #: ``ensemble_combine``; ``eegattn train --ensemble-split / --ensemble-combine``)
-ENSEMBLE_SPLITS = ("seeds", "folds", "bootstrap")
+ENSEMBLE_SPLITS = ("seeds", "folds", "bootstrap", "joint")
 ENSEMBLE_COMBINES = ("mean", "stack", "calibrate")
 
 
@@ -465,9 +466,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         ``r`` (rank, 8), ``alpha`` (16), ``dropout`` (0.0) of the LoRA adapters.
     ensemble : int
         Members to train (1: a single model). Members go through the training loop one after
-        another, each with its own early stopping, and become one module
+        another, each with its own early stopping (or together: ``ensemble_split="joint"``),
+        and become one module
         (:class:`~eegattn.models.ensemble.MeanEnsemble`): one run folder, one submission.
-    ensemble_split : {"seeds", "folds", "bootstrap"}
+    ensemble_split : {"seeds", "folds", "bootstrap", "joint"}
         How members differ. ``"seeds"``: seeds ``seed .. seed + K - 1`` on one training /
         validation split. ``"folds"``: K subject folds of the training data (needs
         ``groups``); member k trains on the other folds and validates (early stopping) on
@@ -476,6 +478,15 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         ``"bootstrap"`` (bagging): as seeds, and member k trains on its own bootstrap sample
         of the training windows, drawn within each subject (every subject keeps its share;
         about 37 % of its windows are left out of each member).
+        ``"joint"`` (negative correlation learning, Liu & Yao 1999): the K members (seeds
+        ``seed .. seed + K - 1`` for their initial weights) train together in one loop on
+        the same batches, one checkpoint, each penalised by ``ensemble_diversity`` times
+        its predictions' spread around the members' mean, so that they err differently.
+        Members of one configuration (no ``ensemble_mix``), no ``init`` or ``finetune``.
+    ensemble_diversity : float
+        The weight of the spread in the joint criterion (``ensemble_split="joint"``; the
+        spread in units of the training targets' variance; 0 trains the members together
+        without the penalty). Read only by ``"joint"``.
     ensemble_combine : {"mean", "stack", "calibrate"}
         ``"mean"`` of the members; ``"stack"``: non-negative weights and an intercept fitted
         on the validation subjects' member predictions (seeds or bootstrap, not folds);
@@ -485,7 +496,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         Members of different configurations: member k's model options are
         ``model_options`` updated by entry k mod len of this list (e.g. ``[{}, {"head":
         "softargmax"}]``; :func:`eegattn.models.member_options`). None: every member has
-        ``model_options``. Combines with every ``ensemble_split``. On challenge 1, five
+        ``model_options``. Combines with every ``ensemble_split`` but ``"joint"``. On challenge 1, five
         mixed time heads did not beat five seeds (docs/benchmarks.md, "Ensembles of mixed
         time heads").
     num_workers : int | None
@@ -583,6 +594,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         ensemble_combine="mean",
         ensemble_split="seeds",
         ensemble_mix=None,
+        ensemble_diversity=1.0,
         num_workers=None,
         precision="float32",
     ):
@@ -617,6 +629,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.ensemble_combine = ensemble_combine
         self.ensemble_split = ensemble_split
         self.ensemble_mix = ensemble_mix
+        self.ensemble_diversity = ensemble_diversity
         self.num_workers = num_workers
         self.precision = precision
 
@@ -666,10 +679,20 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         check_option("ensemble_split", self.ensemble_split, ENSEMBLE_SPLITS)
         folds = self.ensemble_split == "folds"
         if self.ensemble_split != "seeds" and self.ensemble < 2:
-            per = "subject fold" if folds else "bootstrap sample"
+            per = {"folds": "one member per subject fold",
+                   "bootstrap": "one member per bootstrap sample",
+                   "joint": "members together"}[self.ensemble_split]
             raise InvalidParameterError(
-                f"ensemble_split={self.ensemble_split!r} trains one member per {per}; set "
-                "ensemble >= 2")
+                f"ensemble_split={self.ensemble_split!r} trains {per}; set ensemble >= 2")
+        check_fraction(self.ensemble_diversity, "ensemble_diversity", high=math.inf,
+                       low_inclusive=True)
+        if self.ensemble_split == "joint" and (self.ensemble_mix is not None
+                                               or self.init is not None
+                                               or self.finetune != "full"):
+            raise InvalidParameterError(
+                "ensemble_split='joint' trains members of one configuration from scratch "
+                "together; drop ensemble_mix, init and finetune, or use ensemble_split="
+                "'seeds'")
         if folds and self.ensemble_combine == "stack":
             raise InvalidParameterError(
                 "with ensemble_split='folds' each window has one out-of-fold prediction, not "
@@ -810,9 +833,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir to be set")
         n_members = int(self.ensemble)
+        joint = self.ensemble_split == "joint"  # members trained together: one loop
         # one checkpoint folder per ensemble member (member-K/), else the folder itself
-        member_dirs = [None] * n_members if self.checkpoint_dir is None else (
-            [str(self.checkpoint_dir)] if n_members == 1 else
+        member_dirs = [None] * (1 if joint else n_members) if self.checkpoint_dir is None else (
+            [str(self.checkpoint_dir)] if n_members == 1 or joint else
             [os.path.join(str(self.checkpoint_dir), f"member-{k}") for k in range(n_members)])
         fingerprint = self._fingerprint(X, y, groups)
         member_states = []
@@ -877,7 +901,17 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                               n_chans=n_chans, n_times=input_n_times, sfreq=sfreq,
                               mix=self.ensemble_mix)
         members, runs = [], []
-        for k, (member_train, member_valid) in enumerate(member_splits):
+        if joint:
+            if self.verbose and dist.is_main:
+                print(f"ensemble of {n_members} members trained together (seeds {seed}.."
+                      f"{seed + n_members - 1}, diversity {self.ensemble_diversity})",
+                      flush=True)
+            module, run, bias_initialized, init_report, n_trainable = self._train_member(
+                None, settings, state, seed, X, y, groups, train_idx, valid_idx, split_kind,
+                crop, n_chans, input_n_times, sfreq, device, dist, fingerprint, None,
+                joint=member_specs)
+            members, runs = list(module.members), [run]
+        for k, (member_train, member_valid) in enumerate([] if joint else member_splits):
             # an ensemble's members: seeds seed, seed + 1, ...; one split each (the same one,
             # or subject fold k held out); own checkpoints
             member_seed = seed + k
@@ -902,8 +936,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         if n_members > 1:
             module, oof = self._combine(members, member_specs, member_splits, X, y, crop,
                                         n_chans, input_n_times, sfreq, seed, device)
-            history = [{"member": k, **record} for k, r in enumerate(runs)
-                       for record in r.history]
+            history = run.history if joint else [
+                {"member": k, **record} for k, r in enumerate(runs) for record in r.history]
             run = runs[0]
         else:
             history = run.history
@@ -922,7 +956,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.valid_subjects_ = valid_subjects
         self.best_epoch_ = run.best_epoch if n_members == 1 else None
         self.n_epochs_ = len(run.history) if n_members == 1 else None
-        self.members_best_epoch_ = [r.best_epoch for r in runs]
+        self.members_best_epoch_ = [r.best_epoch for r in runs] * (n_members if joint else 1)
         self.ensemble_members_ = member_specs if n_members > 1 else None
         self.ensemble_folds_ = (None if split_kind != "folds" else
                                 [np.unique(groups[v]).tolist() for _, v in member_splits])
@@ -940,21 +974,39 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
 
     def _train_member(self, model_options, settings, state, seed, X, y, groups, train_idx,
                       valid_idx, split_kind, crop, n_chans, input_n_times, sfreq, device, dist,
-                      fingerprint, init_source, warn=True):
+                      fingerprint, init_source, warn=True, joint=None):
         """Build one model (``model_options``) from ``seed`` and train it (the loop, or a
-        closed-form fit)."""
+        closed-form fit); with ``joint`` (the members' specs), the members as one
+        :class:`~eegattn.models.ensemble.MeanEnsemble`, trained together."""
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)  # the same initialisation on every process
-            module = instantiate_model(
-                self.model, model_options, n_chans=n_chans, n_times=input_n_times,
-                sfreq=sfreq,
-            )
-            init_report = None if init_source is None else load_init(module, init_source)
-            bias_initialized = bool(self.init_output_bias) and init_output_bias(
-                module, y[train_idx])
+            parts = []  # the model, or the joint ensemble's members
+            for k, options in enumerate([model_options] if joint is None else
+                                        [m["model_options"] for m in joint]):
+                torch.manual_seed(seed + k)  # member k starts as seeds' member k would
+                parts.append(instantiate_model(
+                    self.model, options, n_chans=n_chans, n_times=input_n_times,
+                    sfreq=sfreq,
+                ))
+            init_report = None if init_source is None else load_init(parts[0], init_source)
+            bias_initialized = bool(self.init_output_bias) and all(
+                [init_output_bias(part, y[train_idx]) for part in parts])
+            module = parts[0]
+            if joint is not None:
+                with torch.random.fork_rng(devices=[]):  # its own build draws are replaced
+                    module = instantiate_model("ensemble", {"members": joint},
+                                               n_chans=n_chans, n_times=input_n_times,
+                                               sfreq=sfreq)
+                for target, part in zip(module.members, parts, strict=True):
+                    target.load_state_dict(part.state_dict())
             # a head's own criterion, read before peft wraps the head (LoRA hides its class)
             criterion = head_criterion(module)
+            if joint is not None:
+                module.joint = True  # training forwards give every member's output
+                criterion = negative_correlation_criterion(
+                    module.members, make_loss(self.loss), float(self.ensemble_diversity),
+                    float(np.var(y[train_idx])) or 1.0)
             # frozen backbone or LoRA adapters (a peft model around `module`), merged after
             module = prepare_finetune(module, self.finetune, self.lora_options)
             n_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -975,6 +1027,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                     run.load(state)
             run.run()
             module = finish_finetune(module)
+            if joint is not None:
+                module.joint = False
         return module, run, bias_initialized, init_report, n_trainable
 
     def _folds(self, n: int, groups, seed: int, k: int) -> list:

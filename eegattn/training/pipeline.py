@@ -326,6 +326,7 @@ def run_challenge(
     ensemble_combine: str = "mean",
     ensemble_split: str = "seeds",
     ensemble_mix=None,
+    ensemble_diversity: float = 1.0,
     precision: str = "float32",
     tasks=None,
     trial_rule: str | None = None,
@@ -375,8 +376,8 @@ def run_challenge(
     trial_rule : challenge 1: ``"challenge"`` (default) or ``"current"`` CCD trial table
         (:func:`eegattn.data.windows.ccd_trial_table`).
     head, augment, context_s, ensemble, ensemble_combine, ensemble_split, ensemble_mix,
-        precision : as the ``eegattn train`` options and ``EEGAttentionRegressor``
-        parameters of those names (``head`` sets the model option).
+        ensemble_diversity, precision : as the ``eegattn train`` options and
+        ``EEGAttentionRegressor`` parameters of those names (``head`` sets the model option).
     resume : an existing run folder to continue (use :func:`resume_challenge`).
     """
     # the call's arguments as run_args.json stores them (refused here, before anything is
@@ -412,7 +413,7 @@ def run_challenge(
                             augment=augment, crop_anchor=crop_anchor, ensemble=ensemble,
                             ensemble_combine=ensemble_combine,
                             ensemble_split=ensemble_split, ensemble_mix=ensemble_mix,
-                            precision=precision,
+                            ensemble_diversity=ensemble_diversity, precision=precision,
                             crop_n_times=C2_CROP_N_TIMES if challenge == 2 else (
                                 200 if context_s else None))
     checked = check_challenge_options(
@@ -530,6 +531,7 @@ def run_challenge(
     files = _plots(run_dir, est, test_ws.y, y_pred, challenge) if plots else []
     label = model if ensemble == 1 else (
         f"{model}, ensemble of {ensemble} ({ensemble_split}"
+        f"{f', diversity {ensemble_diversity:g}' if ensemble_split == 'joint' else ''}"
         f"{'' if ensemble_mix is None else ', ' + _mix_label(est)})")
     table = format_table(challenge, label, metrics)
     from eegattn.utils.io import write_text_atomic
