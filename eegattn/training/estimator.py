@@ -496,9 +496,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         Members of different configurations: member k's model options are
         ``model_options`` updated by entry k mod len of this list (e.g. ``[{}, {"head":
         "softargmax"}]``; :func:`eegattn.models.member_options`). None: every member has
-        ``model_options``. Combines with every ``ensemble_split`` but ``"joint"``. On challenge 1, five
-        mixed time heads did not beat five seeds (docs/benchmarks.md, "Ensembles of mixed
-        time heads").
+        ``model_options``. Combines with every ``ensemble_split`` but ``"joint"``. On
+        challenge 1, five mixed time heads did not beat five seeds (docs/benchmarks.md,
+        "Ensembles of mixed time heads").
     num_workers : int | None
         Worker processes gathering training batches through a ``torch.utils.data``
         DataLoader (prefetched; pinned memory on CUDA); 0 gathers them in this process.
