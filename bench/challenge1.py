@@ -136,10 +136,11 @@ def parse_args(argv=None):
                         "(ensemble_split='joint', negative correlation learning), once per "
                         "--diversity, and score their mean")
     parser.add_argument("--diversity", type=float, nargs="+", default=[1.0],
-                        help="the joint ensembles' ensemble_diversity values (one row each)")
+                        help="the joint ensembles' ensemble_diversity values in [0, 1] (one "
+                        "row each)")
     parser.add_argument("--valid-fraction", type=float, default=0.0,
-                        help="ensembles of one estimator fit (--seed-, --mix-, "
-                        "--bootstrap-ensemble-of) hold out this share of the training "
+                        help="ensembles of one estimator fit (--seed-, --mix-, --bootstrap-, "
+                        "--joint-ensemble-of) hold out this share of the training "
                         "subjects, train on the rest, and name the member best on them: the "
                         "member a user could choose without the test subjects")
     parser.add_argument("--mix", default="time_heads", choices=list(MIXES),
@@ -162,8 +163,8 @@ def parse_args(argv=None):
     if (args.fold_ensemble_of or one_fit) and args.ensemble < 2:
         parser.error("--fold-, --seed-, --mix-, --bootstrap- and --joint-ensemble-of train "
                      "ensembles of --ensemble members; give --ensemble 2 or more")
-    if any(d < 0 for d in args.diversity):
-        parser.error(f"--diversity values must be >= 0, got {args.diversity}")
+    if any(not 0 <= d <= 1 for d in args.diversity):
+        parser.error(f"--diversity values must be in [0, 1], got {args.diversity}")
     if not 0 <= args.valid_fraction < 1:
         parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
     if args.valid_fraction and not one_fit:
@@ -410,7 +411,7 @@ def summarise(runs: dict, reference: dict) -> tuple[dict, list]:
             entry.update(gain_over_best_member=float(gain.mean()),
                          gain_over_best_member_se=_se(gain),
                          beats_best_member=int((gain > 0).sum()))
-        if cells and "chosen_member_nrmse" in cells[0]:  # chosen without the test subjects
+        if cells and all("chosen_member_nrmse" in c for c in cells):  # chosen without test
             gain = np.array([c["chosen_member_nrmse"] for c in cells]) - scores
             entry.update(gain_over_chosen_member=float(gain.mean()),
                          gain_over_chosen_member_se=_se(gain),

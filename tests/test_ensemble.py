@@ -120,6 +120,9 @@ def test_ensemble_packages_and_validates(tmp_path):
     ({"ensemble_split": "joint"}, "trains members together; set ensemble >= 2"),
     ({"ensemble": 2, "ensemble_split": "joint", "ensemble_diversity": -1.0},
      "'ensemble_diversity' parameter"),
+    ({"ensemble": 2, "ensemble_split": "joint", "ensemble_diversity": 1.5},
+     "'ensemble_diversity' parameter"),
+    ({"ensemble": 2, "ensemble_split": "joint", "loss": "l1"}, "use loss='mse'"),
     ({"ensemble": 2, "ensemble_split": "joint", "ensemble_mix": [{}, {"head": "softargmax"}]},
      "drop ensemble_mix, init and finetune"),
     ({"ensemble": 2, "ensemble_split": "joint", "finetune": "frozen"},
@@ -318,8 +321,11 @@ def test_negative_correlation_criterion_rewards_the_members_spread():
     out = torch.tensor([[1.5, 0.5], [2.5, 1.5]])
     plain = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 0.0, 1.0)
     assert plain(out, y).item() == pytest.approx(0.25)  # the members' mean loss
-    joint = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 2.0, 0.5)
-    assert joint(out, y).item() == pytest.approx(0.25 - 2.0 * 0.25 / 0.5)
+    joint = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 0.5, 0.5)
+    assert joint(out, y).item() == pytest.approx((0.25 - 0.5 * 0.25) / 0.5)
+    # diversity 1: only the ensemble mean's error is left (here 0: the mean is exact)
+    whole = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 1.0, 0.5)
+    assert whole(out, y).item() == pytest.approx(0.0, abs=1e-7)
     # members with their own criterion read their whole output; the spread reads column 0
     timed = negative_correlation_criterion([Timed(), Timed()], nn.MSELoss(), 1.0, 1.0)
     out = torch.tensor([[1.0, 1.0, 2.0, 2.0], [1.0, 3.0, 1.0, 1.0]])  # (b, K * W), W = 2
@@ -328,14 +334,17 @@ def test_negative_correlation_criterion_rewards_the_members_spread():
 
 def test_joint_members_train_together_and_spread_with_the_diversity():
     X, y, groups = _data()
-    kw = dict(ensemble=3, ensemble_split="joint", seed=5, valid_fraction=0.25)
+    kw = dict(ensemble=3, ensemble_split="joint", seed=5, valid_fraction=0.25, max_epochs=3)
     together = _est(ensemble_diversity=0.0, **kw).fit(X, y, groups=groups)
-    spread = _est(ensemble_diversity=3.0, **kw).fit(X, y, groups=groups)
+    spread = _est(ensemble_diversity=1.0, **kw).fit(X, y, groups=groups)
     members = spread.predict_members(X)
     np.testing.assert_allclose(spread.predict(X), members.mean(1), rtol=1e-5, atol=1e-6)
     assert members.std(1).mean() > 2 * together.predict_members(X).std(1).mean()
-    assert len(spread.history_) == 2 and "member" not in spread.history_[0]  # one loop
-    assert spread.members_best_epoch_ == [spread.members_best_epoch_[0]] * 3
+    # at diversity 1 the loss is the ensemble mean's squared error: it has a floor at 0
+    assert min(r["train_loss"] for r in spread.history_) >= 0
+    assert len(spread.history_) == 3 and "member" not in spread.history_[0]  # one loop
+    assert spread.members_best_epoch_ == [spread.best_epoch_] * 3
     assert spread.ensemble_members_ == [{"model": "lightweight_fast",
                                          "model_options": SMALL}] * 3
-    assert not spread.model_.joint  # predicts (b, 1) again, as any ensemble
+    assert spread.n_trainable_ == together.n_trainable_ == sum(
+        p.numel() for p in spread.model_.members[0].parameters())

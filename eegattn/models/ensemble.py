@@ -63,13 +63,18 @@ class MeanEnsemble(TraceableDirMixin, EEGModuleMixin, nn.Module):
         k = len(self.members)
         self.register_buffer("weights", torch.full((k,), 1.0 / k))  # the mean by default
         self.register_buffer("intercept", torch.zeros(()))
-        # members trained together (ensemble_split="joint"): in training mode the forward
-        # gives every member's whole output for the joint criterion; never saved or traced
-        self.joint = False
+
+    #: members trained together (ensemble_split="joint"): in training mode the forward gives
+    #: every member's whole output for the joint criterion; never saved or traced
+    joint = False
 
     def forward(self, x: Tensor) -> Tensor:
         if self.joint and self.training:  # (b, K * W): negative_correlation_criterion's input
-            return torch.stack([m(x) for m in self.members], dim=1).flatten(1)
+            outs = [m(x) for m in self.members]
+            if len({o.shape[1] for o in outs}) > 1:
+                raise ValueError("members trained together must give outputs of one width; "
+                                 "use members of one configuration")
+            return torch.stack(outs, dim=1).flatten(1)
         preds = torch.stack([m(x)[:, 0] for m in self.members], dim=1)  # (b, K)
         return (preds @ self.weights + self.intercept)[:, None]  # (b, 1)
 

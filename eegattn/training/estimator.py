@@ -136,6 +136,17 @@ def _bootstrap(train_idx: np.ndarray, groups, seed: int) -> np.ndarray:
         for g in np.unique(groups)]))
 
 
+def _as_ensemble(specs, members, *, n_chans, n_times, sfreq):
+    """A :class:`~eegattn.models.ensemble.MeanEnsemble` of ``specs`` holding the trained (or
+    initialised) ``members``' weights."""
+    with torch.random.fork_rng(devices=[]):  # building draws weights; keep the caller's
+        ensemble = instantiate_model("ensemble", {"members": specs}, n_chans=n_chans,
+                                     n_times=n_times, sfreq=sfreq)
+    for target, member in zip(ensemble.members, members, strict=True):
+        target.load_state_dict(member.state_dict())
+    return ensemble
+
+
 class SubjectLeakageWarning(UserWarning):
     """Early stopping validates on windows of the training subjects, so it is optimistic.
 
@@ -484,9 +495,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         its predictions' spread around the members' mean, so that they err differently.
         Members of one configuration (no ``ensemble_mix``), no ``init`` or ``finetune``.
     ensemble_diversity : float
-        The weight of the spread in the joint criterion (``ensemble_split="joint"``; the
-        spread in units of the training targets' variance; 0 trains the members together
-        without the penalty). Read only by ``"joint"``.
+        The weight W in [0, 1] of the spread in the joint criterion (``ensemble_split=
+        "joint"``; 0 trains the members together without the penalty; at 1 a squared-error
+        loss leaves only the ensemble mean's error). Read only by ``"joint"``.
     ensemble_combine : {"mean", "stack", "calibrate"}
         ``"mean"`` of the members; ``"stack"``: non-negative weights and an intercept fitted
         on the validation subjects' member predictions (seeds or bootstrap, not folds);
@@ -684,8 +695,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                    "joint": "members together"}[self.ensemble_split]
             raise InvalidParameterError(
                 f"ensemble_split={self.ensemble_split!r} trains {per}; set ensemble >= 2")
-        check_fraction(self.ensemble_diversity, "ensemble_diversity", high=math.inf,
-                       low_inclusive=True)
+        # above 1 the members gain more by spreading than by fitting: the loss has no floor
+        check_fraction(self.ensemble_diversity, "ensemble_diversity", low_inclusive=True,
+                       high_inclusive=True)
         if self.ensemble_split == "joint" and (self.ensemble_mix is not None
                                                or self.init is not None
                                                or self.finetune != "full"):
@@ -693,6 +705,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                 "ensemble_split='joint' trains members of one configuration from scratch "
                 "together; drop ensemble_mix, init and finetune, or use ensemble_split="
                 "'seeds'")
+        if self.ensemble_split == "joint" and self.loss != "mse":
+            raise InvalidParameterError(
+                f"ensemble_split='joint' with loss={self.loss!r}: a loss that grows slower "
+                "than the squared spread lets members spread without limit; use loss='mse'")
         if folds and self.ensemble_combine == "stack":
             raise InvalidParameterError(
                 "with ensemble_split='folds' each window has one out-of-fold prediction, not "
@@ -768,6 +784,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                          "num_workers")
         }
         params["model"] = model_spec(self.model)
+        if self.ensemble_split != "joint":  # read by joint only: older checkpoints resume
+            params.pop("ensemble_diversity")
         return {
             "shape": list(X.shape),
             "y_sum": float(np.sum(y, dtype=np.float64)),
@@ -954,8 +972,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.n_valid_ = int(len(valid_idx))
         self.valid_split_ = split_kind
         self.valid_subjects_ = valid_subjects
-        self.best_epoch_ = run.best_epoch if n_members == 1 else None
-        self.n_epochs_ = len(run.history) if n_members == 1 else None
+        self.best_epoch_ = run.best_epoch if n_members == 1 or joint else None
+        self.n_epochs_ = len(run.history) if n_members == 1 or joint else None
         self.members_best_epoch_ = [r.best_epoch for r in runs] * (n_members if joint else 1)
         self.ensemble_members_ = member_specs if n_members > 1 else None
         self.ensemble_folds_ = (None if split_kind != "folds" else
@@ -969,7 +987,7 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         self.seed_ = seed
         self.output_bias_initialized_ = bias_initialized
         self.init_report_ = init_report
-        self.n_trainable_ = int(n_trainable)
+        self.n_trainable_ = int(n_trainable) // (n_members if joint else 1)  # per member
         return self
 
     def _train_member(self, model_options, settings, state, seed, X, y, groups, train_idx,
@@ -992,14 +1010,9 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             init_report = None if init_source is None else load_init(parts[0], init_source)
             bias_initialized = bool(self.init_output_bias) and all(
                 [init_output_bias(part, y[train_idx]) for part in parts])
-            module = parts[0]
-            if joint is not None:
-                with torch.random.fork_rng(devices=[]):  # its own build draws are replaced
-                    module = instantiate_model("ensemble", {"members": joint},
-                                               n_chans=n_chans, n_times=input_n_times,
-                                               sfreq=sfreq)
-                for target, part in zip(module.members, parts, strict=True):
-                    target.load_state_dict(part.state_dict())
+            # joint: the loop's dropout stream goes on from the last member's build
+            module = parts[0] if joint is None else _as_ensemble(
+                joint, parts, n_chans=n_chans, n_times=input_n_times, sfreq=sfreq)
             # a head's own criterion, read before peft wraps the head (LoRA hides its class)
             criterion = head_criterion(module)
             if joint is not None:
@@ -1027,8 +1040,6 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
                     run.load(state)
             run.run()
             module = finish_finetune(module)
-            if joint is not None:
-                module.joint = False
         return module, run, bias_initialized, init_report, n_trainable
 
     def _folds(self, n: int, groups, seed: int, k: int) -> list:
@@ -1053,12 +1064,8 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         predictions (n,) with subject folds (else None)."""
         from eegattn.models.ensemble import stack_weights
 
-        with torch.random.fork_rng(devices=[]):  # building draws weights; keep the caller's
-            ensemble = instantiate_model("ensemble", {"members": specs}, n_chans=n_chans,
-                                         n_times=input_n_times, sfreq=sfreq)
-        for target, member in zip(ensemble.members, members, strict=True):
-            target.load_state_dict(member.state_dict())
-        ensemble.to(device)
+        ensemble = _as_ensemble(specs, members, n_chans=n_chans, n_times=input_n_times,
+                                sfreq=sfreq).to(device)
 
         def predict(member, idx):  # the exact window of held-out windows
             offsets = eval_offsets(len(idx), X.shape[2], crop, self.crop_anchor, seed)
