@@ -348,3 +348,11 @@ def test_joint_members_train_together_and_spread_with_the_diversity():
                                          "model_options": SMALL}] * 3
     assert spread.n_trainable_ == together.n_trainable_ == sum(
         p.numel() for p in spread.model_.members[0].parameters())
+
+
+def test_diversity_enters_a_checkpoints_fingerprint_only_when_joint():
+    # checkpoints written before the parameter existed still resume unless joint
+    X, y, groups = _data(n=16)
+    assert "ensemble_diversity" not in _est()._fingerprint(X, y, groups)["params"]
+    joint = _est(ensemble=2, ensemble_split="joint")._fingerprint(X, y, groups)["params"]
+    assert joint["ensemble_diversity"] == "1.0"
