@@ -65,9 +65,10 @@ def add_arguments(parser, challenge=None):
                         "trains on its own bootstrap sample of the windows (bagging), or "
                         "all train together, rewarded for erring differently (negative "
                         "correlation learning, --ensemble-diversity)")
-    parser.add_argument("--ensemble-diversity", type=float, default=1.0, metavar="W",
-                        help="--ensemble-split joint: the weight of the members' spread in "
-                        "their joint loss (default 1.0; 0: trained together, no penalty)")
+    parser.add_argument("--ensemble-diversity", type=float, default=0.3, metavar="W",
+                        help="--ensemble-split joint: the weight in [0, 1] of the members' "
+                        "spread in their joint loss (default 0.3, chosen on challenge 1; 0: "
+                        "together, no penalty)")
     parser.add_argument("--ensemble-mix", type=_ensemble_mix, default=None, metavar="JSON",
                         help="members of different configurations: a JSON list of "
                         "model-option objects, member k taking entry k mod its length over "
