@@ -326,10 +326,12 @@ def test_negative_correlation_criterion_rewards_the_members_spread():
     # diversity 1: only the ensemble mean's error is left (here 0: the mean is exact)
     whole = negative_correlation_criterion([nn.Identity()] * 2, nn.MSELoss(), 1.0, 0.5)
     assert whole(out, y).item() == pytest.approx(0.0, abs=1e-7)
-    # members with their own criterion read their whole output; the spread reads column 0
+    # members with their own criterion read their whole output besides the squared error of
+    # column 0, their prediction, which also gives the spread
     timed = negative_correlation_criterion([Timed(), Timed()], nn.MSELoss(), 1.0, 1.0)
     out = torch.tensor([[1.0, 1.0, 2.0, 2.0], [1.0, 3.0, 1.0, 1.0]])  # (b, K * W), W = 2
-    assert timed(out, y).item() == pytest.approx((0.5 + 1.0) / 2 - 0.125)
+    # own criteria 0.5 and 1.0; squared errors (0 + 1) / 2 and (1 + 1) / 2; spread 0.125
+    assert timed(out, y).item() == pytest.approx((0.5 + 1.0) / 2 + (0.5 + 1.0) / 2 - 0.125)
 
 
 def test_joint_members_train_together_and_spread_with_the_diversity():

@@ -203,21 +203,24 @@ def head_criterion(module: nn.Module):
 
 def negative_correlation_criterion(members, loss_fn, diversity: float, y_var: float):
     """The criterion of members trained together (negative correlation learning, Liu & Yao
-    1999): the mean of the members' own losses minus ``diversity`` times their predictions'
-    spread around the ensemble mean, so that members are rewarded for erring differently.
-    Both are in units of ``y_var`` (the training targets' variance): a member without a
-    criterion of its own fits ``loss_fn`` (squared error) divided by it, so the sum is the
-    ensemble mean's error plus (1 - diversity) times the spread, bounded for diversity <= 1;
-    a time head's criterion is bounded by its bins. It reads the K members' training outputs
-    side by side, (b, K * W) (:meth:`~eegattn.models.ensemble.MeanEnsemble.forward` while
-    ``joint``), each starting with the member's prediction."""
+    1999): the mean of the members' squared errors minus ``diversity`` times their
+    predictions' spread around the ensemble mean, both over ``y_var`` (the training targets'
+    variance), plus the mean of the members' own criteria where they have one (a time
+    head's). Members are rewarded for erring differently, and since the mean squared error
+    is the ensemble mean's plus the spread, the loss is the ensemble mean's error plus
+    (1 - diversity) times the spread: it has a floor for diversity <= 1. (A time head's
+    criterion alone does not bound the spread: at 0.3, one member ran to the window's edge
+    while the others made up for it.) ``loss_fn`` is the squared error (the estimator
+    refuses others). It reads the K members' training outputs side by side, (b, K * W)
+    (:meth:`~eegattn.models.ensemble.MeanEnsemble.forward` while ``joint``), each starting
+    with the member's prediction."""
     criteria = [head_criterion(m) for m in members]
     k = len(criteria)
 
     def criterion(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         outs = out.view(out.shape[0], k, -1)  # (b, K, W)
         preds = outs[:, :, 0]  # (b, K): a time head's expectation comes first
-        fit = sum(loss_fn(preds[:, i], y) / y_var if c is None else c(outs[:, i], y)
+        fit = sum(loss_fn(preds[:, i], y) / y_var + (0 if c is None else c(outs[:, i], y))
                   for i, c in enumerate(criteria)) / k
         spread = (preds - preds.mean(1, keepdim=True)).pow(2).mean()
         return fit - diversity * spread / y_var
