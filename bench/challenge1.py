@@ -135,7 +135,7 @@ def parse_args(argv=None):
                         help="also train --ensemble members of each named config together "
                         "(ensemble_split='joint', negative correlation learning), once per "
                         "--diversity, and score their mean")
-    parser.add_argument("--diversity", type=float, nargs="+", default=[0.3],
+    parser.add_argument("--diversity", type=float, nargs="+", default=[0.5],
                         help="the joint ensembles' ensemble_diversity values in [0, 1] (one "
                         "row each)")
     parser.add_argument("--valid-fraction", type=float, default=0.0,

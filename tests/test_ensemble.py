@@ -357,4 +357,4 @@ def test_diversity_enters_a_checkpoints_fingerprint_only_when_joint():
     X, y, groups = _data(n=16)
     assert "ensemble_diversity" not in _est()._fingerprint(X, y, groups)["params"]
     joint = _est(ensemble=2, ensemble_split="joint")._fingerprint(X, y, groups)["params"]
-    assert joint["ensemble_diversity"] == "0.3"
+    assert joint["ensemble_diversity"] == "0.5"

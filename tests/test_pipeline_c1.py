@@ -103,7 +103,7 @@ def test_fold_ensemble_needs_as_many_training_subjects_as_members(tmp_path):
 
 @pytest.mark.parametrize("split, label, refusal", [
     ("bootstrap", "(bootstrap)", "one member per bootstrap sample"),
-    ("joint", "(joint, diversity 0.3)", "trains members together"),
+    ("joint", "(joint, diversity 0.5)", "trains members together"),
 ])
 def test_ensemble_run_names_its_split_and_refuses_one_member_early(tmp_path, split, label,
                                                                     refusal):

@@ -185,7 +185,7 @@ def test_modelling_options_reach_the_pipeline(monkeypatch):
     assert seen["ensemble_mix"] == [{"head": "softargmax"}, {}]
     assert main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-split",
                  "bootstrap"]) == 0
-    assert seen["ensemble_split"] == "bootstrap" and seen["ensemble_diversity"] == 0.3
+    assert seen["ensemble_split"] == "bootstrap" and seen["ensemble_diversity"] == 0.5
     assert main(["train", "--challenge", "1", "--ensemble", "2", "--ensemble-split", "joint",
                  "--ensemble-diversity", "0.3"]) == 0
     assert seen["ensemble_split"] == "joint" and seen["ensemble_diversity"] == 0.3

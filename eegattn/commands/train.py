@@ -65,9 +65,9 @@ def add_arguments(parser, challenge=None):
                         "trains on its own bootstrap sample of the windows (bagging), or "
                         "all train together, rewarded for erring differently (negative "
                         "correlation learning, --ensemble-diversity)")
-    parser.add_argument("--ensemble-diversity", type=float, default=0.3, metavar="W",
+    parser.add_argument("--ensemble-diversity", type=float, default=0.5, metavar="W",
                         help="--ensemble-split joint: the weight in [0, 1] of the members' "
-                        "spread in their joint loss (default 0.3, chosen on challenge 1; 0: "
+                        "spread in their joint loss (default 0.5, chosen on challenge 1; 0: "
                         "together, no penalty)")
     parser.add_argument("--ensemble-mix", type=_ensemble_mix, default=None, metavar="JSON",
                         help="members of different configurations: a JSON list of "

@@ -326,7 +326,7 @@ def run_challenge(
     ensemble_combine: str = "mean",
     ensemble_split: str = "seeds",
     ensemble_mix=None,
-    ensemble_diversity: float = 0.3,
+    ensemble_diversity: float = 0.5,
     precision: str = "float32",
     tasks=None,
     trial_rule: str | None = None,
