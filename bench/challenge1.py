@@ -105,6 +105,25 @@ MIXES = {
 }
 
 
+#: the ensembles trained as one estimator fit (``--KIND-ensemble-of``), with their help
+ENSEMBLE_KINDS = {
+    "fold": "also train --ensemble members of each named config on subject folds "
+            "(ensemble_split='folds') and score their mean and the mean calibrated on the "
+            "out-of-fold predictions",
+    "mix": "also train --ensemble members of each named config whose heads follow --mix "
+           "(ensemble_mix; the config's augmentation) and score their mean",
+    "bootstrap": "also train --ensemble members of each named config, each on its own "
+                 "bootstrap sample of the training windows within subjects "
+                 "(ensemble_split='bootstrap', bagging), and score their mean",
+    "seed": "also train --ensemble seeds of each named config in one estimator fit "
+            "(ensemble_split='seeds', member k seed split + k) and score their mean; unlike "
+            "--ensemble-of, --valid-fraction applies",
+    "joint": "also train --ensemble members of each named config together "
+             "(ensemble_split='joint', negative correlation learning), once per --diversity, "
+             "and score their mean",
+}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
@@ -114,27 +133,10 @@ def parse_args(argv=None):
                         help="also train this many seeds of each named config (--ensemble-of) "
                         "and score their mean")
     parser.add_argument("--ensemble-of", nargs="*", default=[], choices=list(CONFIGS))
-    parser.add_argument("--fold-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also train --ensemble members of each named config on subject "
-                        "folds (ensemble_split='folds') and score their mean and the mean "
-                        "calibrated on the out-of-fold predictions")
-    parser.add_argument("--mix-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also train --ensemble members of each named config whose "
-                        "heads follow --mix (ensemble_mix; the config's augmentation) and "
-                        "score their mean")
-    parser.add_argument("--bootstrap-ensemble-of", nargs="*", default=[],
-                        choices=list(CONFIGS),
-                        help="also train --ensemble members of each named config, each on "
-                        "its own bootstrap sample of the training windows within subjects "
-                        "(ensemble_split='bootstrap', bagging), and score their mean")
-    parser.add_argument("--seed-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also train --ensemble seeds of each named config in one "
-                        "estimator fit (ensemble_split='seeds', member k seed split + k) and "
-                        "score their mean; unlike --ensemble-of, --valid-fraction applies")
-    parser.add_argument("--joint-ensemble-of", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also train --ensemble members of each named config together "
-                        "(ensemble_split='joint', negative correlation learning), once per "
-                        "--diversity, and score their mean")
+    # one estimator fit per ensemble (--fold-, --mix-, --bootstrap-, --seed-, --joint-)
+    for kind, text in ENSEMBLE_KINDS.items():
+        parser.add_argument(f"--{kind}-ensemble-of", nargs="*", default=[],
+                            choices=list(CONFIGS), help=text)
     parser.add_argument("--diversity", type=float, nargs="+", default=[0.5],
                         help="the joint ensembles' ensemble_diversity values in [0, 1] (one "
                         "row each)")
