@@ -1000,11 +1000,12 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
         :class:`~eegattn.models.ensemble.MeanEnsemble`, trained together."""
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)  # the same initialisation on every process
             parts = []  # the model, or the joint ensemble's members
             for k, options in enumerate([model_options] if joint is None else
                                         [m["model_options"] for m in joint]):
-                torch.manual_seed(seed + k)  # member k starts as seeds' member k would
+                # the same initialisation on every process; joint member k starts as seeds'
+                # member k would
+                torch.manual_seed(seed + k)
                 parts.append(instantiate_model(
                     self.model, options, n_chans=n_chans, n_times=input_n_times,
                     sfreq=sfreq,
@@ -1015,9 +1016,10 @@ class EEGAttentionRegressor(RegressorMixin, BaseEstimator):
             # joint: the loop's dropout stream goes on from the last member's build
             module = parts[0] if joint is None else _as_ensemble(
                 joint, parts, n_chans=n_chans, n_times=input_n_times, sfreq=sfreq)
-            # a head's own criterion, read before peft wraps the head (LoRA hides its class)
-            criterion = head_criterion(module)
-            if joint is not None:
+            if joint is None:
+                # a head's own criterion, read before peft wraps the head (LoRA hides it)
+                criterion = head_criterion(module)
+            else:
                 module.joint = True  # training forwards give every member's output
                 criterion = negative_correlation_criterion(
                     module.members, make_loss(self.loss), float(self.ensemble_diversity),
